@@ -1,0 +1,9 @@
+"""All WebSocket routes; each app contributes its own list."""
+
+from django.urls import path
+
+from fer_site.consumers import PingConsumer
+
+websocket_urlpatterns = [
+    path("ws/ping/", PingConsumer.as_asgi()),
+]

@@ -1,0 +1,270 @@
+"""Attune settings, read from the environment.
+
+Every variable is documented in README.md and .env.example. Without any of
+them Attune runs in development mode on embedded services: SQLite under
+``var/``, an in-memory channel layer, a local-memory cache and a Celery broker
+on the filesystem. ``REDIS_URL`` and ``DATABASE_URL`` switch to Redis and
+PostgreSQL; ``DJANGO_DEBUG=false`` is production mode, which refuses to start
+without ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from fer_site.envvars import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("ATTUNE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+
+def _development_secret_key() -> str:
+    # A random key kept under var/ so sessions survive restarts; never used in production.
+    path = VAR_DIR / "development_secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_str("SECRET_KEY")
+if SECRET_KEY is None:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DJANGO_DEBUG is false.")
+    SECRET_KEY = _development_secret_key()
+elif not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters of random text in production.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when DJANGO_DEBUG is false.")
+if not DEBUG and "*" in ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's hosts in production, not '*'.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "emotions",
+    "adaptation",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "fer_site.urls"
+WSGI_APPLICATION = "fer_site.wsgi.application"
+ASGI_APPLICATION = "fer_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: SQLite under var/ unless DATABASE_URL names another. ---
+_env = environ.Env()
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL and not DATABASE_URL.startswith(("postgres://", "postgresql://", "sqlite://")):
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not a valid database URL: use postgres://... or sqlite:///..."
+    )
+try:
+    DATABASES = {
+        "default": _env.db_url_config(DATABASE_URL)
+        if DATABASE_URL
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "attune.sqlite3"}
+    }
+except Exception as exc:  # django-environ raises several types for a bad URL
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, min_value=0)
+DATABASES["default"].setdefault("TEST", {})
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Writers from the web process and the worker wait for each other instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache and Celery broker, or embedded stand-ins. ---
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must start with redis://, rediss:// or unix://.")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "attune:channels:"},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "attune",
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CELERY_BROKER_DIR = VAR_DIR / "celery" / "broker"
+    CELERY_RESULTS_DIR = VAR_DIR / "celery" / "results"
+    for _folder in (
+        CELERY_BROKER_DIR,
+        CELERY_BROKER_DIR / "processed",
+        CELERY_BROKER_DIR / "control",
+        CELERY_RESULTS_DIR,
+    ):
+        _folder.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR),
+        "data_folder_out": str(CELERY_BROKER_DIR),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        # kombu's default is "control" relative to the working directory: keep it under var/ too.
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{CELERY_RESULTS_DIR}"
+
+# --- Celery: long training tasks, one at a time, never lost with a worker. ---
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Static and media files ---
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Request limits: uploads stay in memory and are capped before decoding. ---
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024, min_value=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+
+# --- WebSocket ---
+# Passed to daphne as --websocket-max-message-size by `manage.py serve`.
+WEBSOCKET_MAX_MESSAGE_SIZE = env_int("WEBSOCKET_MAX_MESSAGE_SIZE", 256 * 1024, min_value=1024)
+
+# --- Production hardening; `manage.py check --deploy` is clean with these defaults. ---
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, min_value=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if env_bool("SECURE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False}},
+}
+
+# --- Attune: emotion engine ---
+# Dotted path of the inference backend: the real Keras classifier, or a fake for tests.
+EMOTIONS_BACKEND = env_str("EMOTIONS_BACKEND", "emotions.classifier.KerasClassifier")
+EMOTIONS_DEFAULT_MODEL = BASE_DIR / "emotions" / "default_model" / "attune_default.keras"
+EMOTIONS_MAX_IMAGE_BYTES = env_int("EMOTIONS_MAX_IMAGE_BYTES", 4 * 1024 * 1024, min_value=1024)
+EMOTIONS_MAX_IMAGE_PIXELS = env_int("EMOTIONS_MAX_IMAGE_PIXELS", 4096 * 4096, min_value=64 * 64)
+EMOTIONS_DETECT_HEIGHT = env_int("EMOTIONS_DETECT_HEIGHT", 240, min_value=48, max_value=2160)
+EMOTIONS_DETECT_SCALE_FACTOR = env_float("EMOTIONS_DETECT_SCALE_FACTOR", 1.2, min_value=1.01, max_value=2.0)
+EMOTIONS_DETECT_MIN_NEIGHBORS = env_int("EMOTIONS_DETECT_MIN_NEIGHBORS", 5, min_value=1, max_value=20)
+EMOTIONS_DETECT_MIN_FACE_FRACTION = env_float(
+    "EMOTIONS_DETECT_MIN_FACE_FRACTION", 0.12, min_value=0.01, max_value=1.0
+)
+EMOTIONS_BATCH_MAX_SIZE = env_int("EMOTIONS_BATCH_MAX_SIZE", 32, min_value=1, max_value=1024)
+EMOTIONS_BATCH_MAX_WAIT_MS = env_float("EMOTIONS_BATCH_MAX_WAIT_MS", 4.0, min_value=0.0, max_value=1000.0)
+EMOTIONS_BATCH_QUEUE_SIZE = env_int("EMOTIONS_BATCH_QUEUE_SIZE", 256, min_value=1)
+EMOTIONS_MOOD_ALPHA = env_float("EMOTIONS_MOOD_ALPHA", 0.3, min_value=0.01, max_value=1.0)
+EMOTIONS_MOOD_MARGIN = env_float("EMOTIONS_MOOD_MARGIN", 0.1, min_value=0.0, max_value=1.0)
+EMOTIONS_MOOD_DWELL_S = env_float("EMOTIONS_MOOD_DWELL_S", 1.0, min_value=0.0)
+EMOTIONS_MOOD_MIN_CONFIDENCE = env_float("EMOTIONS_MOOD_MIN_CONFIDENCE", 0.4, min_value=0.0, max_value=1.0)
+EMOTIONS_MOOD_NO_FACE_S = env_float("EMOTIONS_MOOD_NO_FACE_S", 2.0, min_value=0.0)
+
+# --- Attune: training ---
+TRAINING_ARTIFACTS_DIR = Path(env_str("TRAINING_ARTIFACTS_DIR", str(VAR_DIR / "training")))
+TRAINING_DATA_DIR = Path(env_str("TRAINING_DATA_DIR", str(VAR_DIR / "data" / "fer2013")))
+
+# --- Attune: adaptation ---
+# Keeps items of kind "ad" out of rules for angry, disgust, fear and sad, and away from visitors in those moods.
+ADAPTATION_AD_GUARDRAIL = env_bool("ADAPTATION_AD_GUARDRAIL", True)
+# Least share of random picks in optimize mode, so the bandit keeps learning.
+ADAPTATION_OPTIMIZE_EXPLORATION = env_float(
+    "ADAPTATION_OPTIMIZE_EXPLORATION", 0.1, min_value=0.0, max_value=1.0
+)
+# How long a decision accepts impression and click events (and duplicates are recognised).
+ADAPTATION_DECISION_TTL_S = env_int("ADAPTATION_DECISION_TTL_S", 3600, min_value=60)
+# Aggregate statistics older than this are deleted by `manage.py prune_adaptation_stats`.
+ADAPTATION_STATS_RETENTION_DAYS = env_int("ADAPTATION_STATS_RETENTION_DAYS", 365, min_value=1)

@@ -1,0 +1,53 @@
+"""Fixtures shared by every test: real services when configured, skipped with a reason otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+FER2013 = SHARED_DATA / "fer2013"
+REQUIRE_SERVICES = os.environ.get("ATTUNE_REQUIRE_SERVICES") == "1"
+
+
+def _missing(reason: str) -> None:
+    # In CI the services must be there: a skip would hide that the real path went untested.
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}, but ATTUNE_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis of REDIS_URL; skips the test when it is not set."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        _missing("needs a real Redis: set REDIS_URL")
+    return url
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The real PostgreSQL of DATABASE_URL; skips the test when it is not set."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        _missing("needs a real PostgreSQL: set DATABASE_URL=postgres://...")
+    return url
+
+
+@pytest.fixture
+def fer2013_dir() -> Path:
+    """The FER-2013 folder beside the project; skips when absent (the dataset is never in the repo)."""
+    if not (FER2013 / "val").is_dir():
+        pytest.skip(f"FER-2013 not found at ../shared/data/fer2013 (download it from Kaggle, see README)")
+    return FER2013
+
+
+@pytest.fixture
+def fake_emotions(settings):
+    """Use the fake emotion backend: no TensorFlow, deterministic output."""
+    settings.EMOTIONS_BACKEND = "emotions.fake.FakeClassifier"
+    return settings

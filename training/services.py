@@ -1,0 +1,252 @@
+"""Training workflows: create, claim, execute, cancel and reap runs; register models."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from emotions.models import ModelVersion, file_sha256
+from training.models import TrainingRun
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY_S = 5.0
+# A run whose worker has been silent this long is presumed dead (an epoch reports far more often).
+STALE_AFTER = timedelta(minutes=5)
+
+ARCHITECTURE_CHOICES = ("custom_cnn", "mini_xception", "vgg16", "resnet50v2", "efficientnetb2")
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@transaction.atomic
+def training_run_create(
+    *, architecture: str, dataset_path: str, config: dict | None = None, name: str = "",
+    run_dir: str = "", enqueue: bool = True,
+) -> TrainingRun:  # fmt: skip
+    """Validate the options, create a queued run and enqueue it once the transaction commits."""
+    from training.trainer import TrainConfig  # light: validates options without building a model
+
+    if architecture not in ARCHITECTURE_CHOICES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURE_CHOICES)}"
+        )
+    options = {**(config or {}), "architecture": architecture}
+    train_config = TrainConfig.from_dict(options)
+    run = TrainingRun.objects.create(
+        name=name,
+        architecture=architecture,
+        dataset_path=str(dataset_path),
+        config=options,
+        total_epochs=train_config.total_epochs,
+        run_dir=run_dir,
+    )
+    if enqueue:
+        from training.tasks import training_run_task
+
+        transaction.on_commit(lambda: training_run_task.delay(run.pk))
+    return run
+
+
+def training_run_claim(*, run_id: int, worker: str | None = None) -> bool:
+    """Atomically take a queued run, or a running one whose worker went silent; False if not ours."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(
+        Q(status=TrainingRun.Status.QUEUED)
+        | Q(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER),
+        pk=run_id,
+        cancel_requested=False,
+    ).update(
+        status=TrainingRun.Status.RUNNING,
+        worker=worker or _worker_name(),
+        heartbeat_at=now,
+        started_at=now,
+        attempts=F("attempts") + 1,
+    )
+    return claimed == 1
+
+
+@transaction.atomic
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Ask a run to stop: a queued one is cancelled at once, a running one within an epoch."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.status == TrainingRun.Status.QUEUED:
+        run.status = TrainingRun.Status.CANCELLED
+        run.finished_at = timezone.now()
+    if not run.is_finished or run.status == TrainingRun.Status.CANCELLED:
+        run.cancel_requested = True
+    run.save()
+    return run
+
+
+def training_runs_reap(*, stale_after: timedelta = STALE_AFTER) -> int:
+    """Mark runs whose worker died as failed, with the reason; return how many."""
+    count = 0
+    for run in TrainingRun.objects.stale(older_than=stale_after):
+        updated = TrainingRun.objects.filter(
+            pk=run.pk, status=TrainingRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
+        )
+        reason = (
+            f"worker {run.worker or '?'} stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S %Z} "
+            f"(no heartbeat for {int(stale_after.total_seconds())} s); checkpoints kept in {run.folder}"
+        )
+        count += updated.update(status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now())
+    return count
+
+
+class RunHooks:
+    """Trainer hooks that write progress, a heartbeat and the log to the run's row."""
+
+    def __init__(self, run: TrainingRun, *, echo=None, on_batch=None) -> None:
+        self.run = run
+        self.echo = echo
+        self.on_batch = on_batch
+        self.last_beat = 0.0
+
+    def _save(self, *fields: str) -> None:
+        self.run.heartbeat_at = timezone.now()
+        TrainingRun.objects.filter(pk=self.run.pk).update(
+            heartbeat_at=self.run.heartbeat_at, **{f: getattr(self.run, f) for f in fields}
+        )
+        self.last_beat = time.monotonic()
+
+    def on_epoch_end(self, *, epoch: int, total_epochs: int, logs: dict, history: dict) -> None:
+        self.run.epoch = epoch
+        self.run.history = history
+        self.run.progress = epoch / max(total_epochs, 1)
+        self._save("epoch", "history", "progress")
+
+    def on_batch_end(self, *, epoch: int, batch: int, steps: int) -> None:
+        if self.on_batch:
+            self.on_batch(epoch, batch, steps)
+        if time.monotonic() - self.last_beat >= HEARTBEAT_EVERY_S:
+            self.run.progress = (epoch - 1 + batch / max(steps, 1)) / max(self.run.total_epochs, 1)
+            self._save("progress")
+
+    def should_cancel(self) -> bool:
+        return TrainingRun.objects.filter(pk=self.run.pk, cancel_requested=True).exists()
+
+    def log(self, message: str) -> None:
+        logger.info("run %s: %s", self.run.pk, message)
+        if self.echo:
+            self.echo(message)
+        self.run.append_log(message)
+        self._save("log_tail")
+
+
+def training_run_execute(
+    *, run_id: int, command: str | None = None, echo=None, load_progress=None, batch_progress=None
+) -> TrainingRun:
+    """Train a claimed run to its end and register its model; the run ends succeeded, failed or cancelled."""
+    run = TrainingRun.objects.get(pk=run_id)
+    hooks = RunHooks(run, echo=echo, on_batch=batch_progress)
+    try:
+        from training.datasets import load_dataset
+        from training.evaluation import evaluate, model_card, write_evaluation
+        from training.trainer import TrainConfig, train
+
+        config = TrainConfig.from_dict(run.config)
+        if not run.run_dir:
+            run.run_dir = str(run.folder)
+            TrainingRun.objects.filter(pk=run.pk).update(run_dir=run.run_dir)
+        hooks.log(f"loading {run.dataset_path}")
+        dataset = load_dataset(
+            run.dataset_path,
+            seed=config.seed,
+            cache_dir=Path(settings.TRAINING_ARTIFACTS_DIR) / "cache",
+            progress=load_progress,
+        )
+        result = train(config, dataset, run.folder, hooks)
+        if result.cancelled:
+            return _finish(run, TrainingRun.Status.CANCELLED, hooks, "cancelled by request")
+
+        import keras
+
+        hooks.log("evaluating the best checkpoint on the validation split")
+        model = keras.models.load_model(result.model_path)
+        metrics = evaluate(model, dataset.val)
+        card = model_card(
+            name=_version_name(run), architecture=config.architecture, parameters=model.count_params(),
+            dataset=dataset.describe(), metrics=metrics, config=run.config,
+            training_seconds=result.seconds, best_epoch=result.best_epoch, epochs_done=result.epochs_done,
+            weights_note=result.weights_note, command=command,
+        )  # fmt: skip
+        run.artifacts = {
+            "model": result.model_path.name,
+            **write_evaluation(run.folder, metrics=metrics, history=result.history, card=card),
+        }
+        run.metrics = metrics
+        run.history = result.history
+        run.model_version = model_version_register(
+            name=_version_name(run), architecture=config.architecture, path=result.model_path,
+            metrics=metrics, activate=False,
+        )  # fmt: skip
+        hooks.log(f"registered {run.model_version} with validation accuracy {metrics['accuracy']:.4f}")
+        run.progress = 1.0
+        return _finish(run, TrainingRun.Status.SUCCEEDED, hooks)
+    except Exception as exc:  # any failure ends the run as failed, with its reason
+        logger.exception("training run %s failed", run.pk)
+        run.error = f"{type(exc).__name__}: {exc}"
+        return _finish(run, TrainingRun.Status.FAILED, hooks, run.error)
+
+
+def _version_name(run: TrainingRun) -> str:
+    return f"{run.architecture}-run{run.pk}"
+
+
+def _finish(run: TrainingRun, status: str, hooks: RunHooks, message: str | None = None) -> TrainingRun:
+    if message:
+        hooks.log(message)
+    run.status = status
+    run.finished_at = timezone.now()
+    run.heartbeat_at = run.finished_at
+    run.save()
+    return run
+
+
+@transaction.atomic
+def model_version_register(
+    *, name: str, architecture: str, path: Path, metrics: dict, activate: bool = False
+) -> ModelVersion:
+    """Record a model file in the registry (path kept relative to the artifacts folder when inside it)."""
+    from emotions.labels import EMOTIONS
+    from emotions.preprocessing import INPUT_SHAPE
+
+    path = Path(path).resolve()
+    root = Path(settings.TRAINING_ARTIFACTS_DIR).resolve()
+    stored = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    version = ModelVersion.objects.create(
+        name=name,
+        architecture=architecture,
+        file_path=stored,
+        sha256=file_sha256(path),
+        input_spec={"shape": list(INPUT_SHAPE), "scale": "[0, 1]", "classes": list(EMOTIONS)},
+        metrics={k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "n", "per_class") if k in metrics},
+    )
+    if activate:
+        version.activate()
+    return version
+
+
+def model_export(*, source_dir: Path, target_model: Path) -> list[Path]:
+    """Copy a finished run's model and its evaluation files next to ``target_model``; return the copies."""
+    target_model.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source_dir / "model.keras", target_model)
+    copies = [target_model]
+    for name in ("MODEL_CARD.md", "evaluation.json", "curves.png", "confusion_matrix.png"):
+        if (source_dir / name).exists():
+            shutil.copyfile(source_dir / name, target_model.parent / name)
+            copies.append(target_model.parent / name)
+    return copies

@@ -1,0 +1,402 @@
+"""Train a Keras model on a :class:`~training.datasets.Dataset`, resumably.
+
+A run lives in one folder::
+
+    state.json        phase, epochs done, history, early-stopping and LR state
+    last.keras        the training model with its optimizer, saved every epoch (resume)
+    best.keras        the serving model at its best validation accuracy so far
+    model.keras       the final serving model (written when the run ends)
+
+Calling :func:`train` again on the same folder continues where it stopped,
+so a killed worker or an interrupted session loses at most one epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from emotions.labels import NUM_CLASSES
+from emotions.preprocessing import to_model_input
+from training.architectures import build_model
+from training.datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+LAST_CHECKPOINT = "last.keras"
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "model.keras"
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "mini_xception"
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    augment: bool = True
+    class_weights: bool = False
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = 15
+    reduce_lr_patience: int = 6
+    reduce_lr_factor: float = 0.5
+    min_learning_rate: float = 1e-5
+    fine_tune_epochs: int = 0
+    fine_tune_learning_rate: float = 1e-5
+    weights_path: str | None = None
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.fine_tune_epochs < 0:
+            raise ValueError("epochs and batch_size must be at least 1, fine_tune_epochs at least 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError("label_smoothing must be in [0, 1)")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.fine_tune_epochs
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+class Hooks:
+    """What a trainer reports to, and asks, whoever runs it. Override what you need."""
+
+    def on_epoch_end(self, *, epoch: int, total_epochs: int, logs: dict, history: dict) -> None:
+        pass
+
+    def on_batch_end(self, *, epoch: int, batch: int, steps: int) -> None:
+        pass
+
+    def should_cancel(self) -> bool:
+        return False
+
+    def log(self, message: str) -> None:
+        logger.info(message)
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    best_epoch: int
+    best_val_accuracy: float
+    history: dict[str, list[float]]
+    epochs_done: int
+    cancelled: bool
+    seconds: float
+    weights_note: str
+    notes: list[str] = field(default_factory=list)
+
+
+def augmentation_layers(seed: int) -> keras.Sequential:
+    """Return the random augmentation applied to training batches only: (n, 48, 48, 1) in [0, 1]."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.04, fill_mode="nearest", seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
+            keras.layers.RandomContrast(0.2, value_range=(0.0, 1.0), seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def train(
+    config: TrainConfig, dataset: Dataset, run_dir: str | Path, hooks: Hooks | None = None
+) -> TrainResult:
+    """Train (or resume training) ``config`` on ``dataset`` in ``run_dir``; return the outcome."""
+    hooks = hooks or Hooks()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+
+    x_train, y_train = to_model_input(dataset.train.x), _one_hot(dataset.train.y)
+    x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
+    class_weight = _class_weights(dataset.train.y) if config.class_weights else None
+
+    state = _read_state(run_dir)
+    if state is not None and (run_dir / LAST_CHECKPOINT).exists():
+        if state["config"] != asdict(config):
+            raise ValueError(f"{run_dir} holds a run with another configuration; use a new folder")
+        train_model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+        model = train_model.get_layer(config.architecture)
+        weights_note = state["weights_note"]
+        hooks.log(
+            f"resuming {config.architecture} after epoch {state['epochs_done']} of {config.total_epochs}"
+        )
+    else:
+        built = build_model(config.architecture, weights_path=config.weights_path)
+        model, weights_note = built.model, built.weights_note
+        train_model = _training_model(model, config)
+        _compile(train_model, config.learning_rate, config.label_smoothing)
+        state = {
+            "config": asdict(config),
+            "phase": "train",
+            "epochs_done": 0,
+            "history": {},
+            "best_val_accuracy": -1.0,
+            "best_epoch": 0,
+            "weights_note": weights_note,
+            "early_stopping": {"wait": 0, "best": None},
+            "reduce_lr": {"wait": 0, "best": None, "cooldown_counter": 0},
+            "stopped_early": False,
+            "seconds": 0.0,
+        }
+        hooks.log(f"training {config.architecture}: {model.count_params():,} parameters; {weights_note}")
+    hooks.log(f"{len(x_train)} training and {len(x_val)} validation images")
+
+    cancelled = False
+    for phase, first, last, lr in _phases(config):
+        if state["epochs_done"] >= last or state["stopped_early"]:
+            continue
+        if phase == "fine_tune" and state["phase"] != "fine_tune":
+            _unfreeze(model)
+            _compile(train_model, lr, config.label_smoothing)
+            state.update(phase="fine_tune", early_stopping={"wait": 0, "best": None})
+            state["reduce_lr"] = {"wait": 0, "best": None, "cooldown_counter": 0}
+            hooks.log(f"fine-tuning: backbone unfrozen, learning rate {lr:g}")
+        recorder = _EpochRecorder(run_dir, model, train_model, state, hooks, config, started)
+        early = keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", mode="max", patience=config.early_stopping_patience
+        )
+        reduce = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            min_lr=config.min_learning_rate,
+        )
+        recorder.watch(early, reduce)
+        steps = math.ceil(len(x_train) / config.batch_size)
+        train_model.fit(
+            _train_data(x_train, y_train, config.batch_size, config.seed + state["epochs_done"]),
+            steps_per_epoch=steps,
+            validation_data=(x_val, y_val),
+            validation_batch_size=256,
+            initial_epoch=state["epochs_done"],
+            epochs=last,
+            class_weight=class_weight,
+            callbacks=[early, reduce, recorder],  # recorder last: it restores the others' state
+            verbose=0,
+        )
+        cancelled = recorder.cancelled
+        if cancelled:
+            break
+        if early.stopped_epoch:
+            state["stopped_early"] = phase == "train" and config.fine_tune_epochs == 0
+            hooks.log(f"early stopping after epoch {state['epochs_done']}")
+            _write_state(run_dir, state)
+
+    best = run_dir / BEST_MODEL
+    final = run_dir / FINAL_MODEL
+    if not cancelled:
+        if not best.exists():
+            model.save(best)
+        final.write_bytes(best.read_bytes())
+    return TrainResult(
+        model_path=final if not cancelled else best,
+        best_epoch=state["best_epoch"],
+        best_val_accuracy=state["best_val_accuracy"],
+        history=state["history"],
+        epochs_done=state["epochs_done"],
+        cancelled=cancelled,
+        seconds=state["seconds"],
+        weights_note=weights_note,
+    )
+
+
+def _phases(config: TrainConfig) -> list[tuple[str, int, int, float]]:
+    phases = [("train", 0, config.epochs, config.learning_rate)]
+    if config.fine_tune_epochs:
+        phases.append(("fine_tune", config.epochs, config.total_epochs, config.fine_tune_learning_rate))
+    return phases
+
+
+def _training_model(model: keras.Model, config: TrainConfig) -> keras.Model:
+    # Augmentation wraps the serving model during training only, so saved serving models stay lean.
+    if not config.augment:
+        return keras.Sequential([keras.Input(model.input_shape[1:]), model], name="train")
+    return keras.Sequential(
+        [keras.Input(model.input_shape[1:]), augmentation_layers(config.seed), model], name="train"
+    )
+
+
+def _compile(model: keras.Model, learning_rate: float, label_smoothing: float) -> None:
+    # XLA made small convnets several times slower on CPU TensorFlow; JAX always compiles.
+    jit = keras.backend.backend() != "tensorflow" or _tensorflow_sees_gpu()
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=jit,
+    )
+
+
+def _tensorflow_sees_gpu() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _unfreeze(model: keras.Model) -> None:
+    for layer in model.layers:
+        layer.trainable = True
+        # BatchNorm statistics from ImageNet stay fixed, as Keras' fine-tuning guide advises.
+        if isinstance(layer, keras.Model):
+            for inner in layer.layers:
+                if isinstance(inner, keras.layers.BatchNormalization):
+                    inner.trainable = False
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def _class_weights(labels: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    weights = len(labels) / (NUM_CLASSES * np.maximum(counts, 1.0))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def _train_data(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # A repeating tf.data pipeline avoids the multi-second stall fit() has between epochs on arrays.
+        return (
+            tf.data.Dataset.from_tensor_slices((x, y))
+            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+    return _ShuffledBatches(x, y, batch_size, seed)
+
+
+class _ShuffledBatches(keras.utils.PyDataset):
+    """Batches for backends without tf.data (JAX on a GPU machine)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        idx = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.x[idx], self.y[idx]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Save checkpoints and state every epoch, report progress, and honour cancellation."""
+
+    CANCEL_CHECK_EVERY = 20
+
+    def __init__(self, run_dir, serving_model, train_model, state, hooks, config, started) -> None:
+        super().__init__()
+        self.run_dir, self.serving_model, self.train_model = run_dir, serving_model, train_model
+        self.state, self.hooks, self.config = state, hooks, config
+        self.started = started
+        self.cancelled = False
+        self.early: keras.callbacks.EarlyStopping | None = None
+        self.reduce: keras.callbacks.ReduceLROnPlateau | None = None
+        self.epoch_started = time.monotonic()
+
+    def watch(self, early, reduce) -> None:
+        self.early, self.reduce = early, reduce
+
+    def on_train_begin(self, logs=None) -> None:
+        # Keras resets these callbacks in their own on_train_begin; put back what a resumed run knew.
+        for callback, saved in (
+            (self.early, self.state["early_stopping"]),
+            (self.reduce, self.state["reduce_lr"]),
+        ):
+            for key, value in saved.items():
+                if value is not None:
+                    setattr(callback, key, value)
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self.epoch_started = time.monotonic()
+        self.steps = self.params.get("steps") or 0
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.hooks.on_batch_end(epoch=self.state["epochs_done"] + 1, batch=batch + 1, steps=self.steps)
+        if (batch + 1) % self.CANCEL_CHECK_EVERY == 0 and self.hooks.should_cancel():
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if self.cancelled:
+            return
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["seconds"] = round(time.monotonic() - self.epoch_started, 1)
+        state = self.state
+        for key, value in logs.items():
+            state["history"].setdefault(key, []).append(value)
+        state["epochs_done"] = epoch + 1
+        state["seconds"] = round(state["seconds"] + logs["seconds"], 1)
+        if logs.get("val_accuracy", -1.0) > state["best_val_accuracy"]:
+            state["best_val_accuracy"] = logs["val_accuracy"]
+            state["best_epoch"] = epoch + 1
+            _atomic_save(self.serving_model, self.run_dir / BEST_MODEL)
+        state["early_stopping"] = {"wait": int(self.early.wait), "best": _plain(self.early.best)}
+        state["reduce_lr"] = {
+            "wait": int(self.reduce.wait),
+            "best": _plain(self.reduce.best),
+            "cooldown_counter": int(self.reduce.cooldown_counter),
+        }
+        _atomic_save(self.train_model, self.run_dir / LAST_CHECKPOINT)
+        _write_state(self.run_dir, state)
+        self.hooks.on_epoch_end(
+            epoch=epoch + 1, total_epochs=self.config.total_epochs, logs=logs, history=state["history"]
+        )
+        self.hooks.log(
+            f"epoch {epoch + 1}/{self.config.total_epochs}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "seconds")
+            + f" ({logs['seconds']:.0f} s)"
+        )
+
+
+def _plain(value):
+    value = float(value)
+    return None if math.isinf(value) else value
+
+
+def _atomic_save(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _read_state(run_dir: Path) -> dict | None:
+    path = run_dir / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _write_state(run_dir: Path, state: dict) -> None:
+    tmp = run_dir / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, run_dir / STATE_FILE)
