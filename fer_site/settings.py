@@ -10,6 +10,7 @@ without ``SECRET_KEY`` and ``ALLOWED_HOSTS``.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from fer_site.envvars import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# TensorFlow's C++ start-up chatter hides real log lines; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 VAR_DIR = Path(env_str("ATTUNE_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -113,6 +116,9 @@ except Exception as exc:  # django-environ raises several types for a bad URL
 DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, min_value=0)
 DATABASES["default"].setdefault("TEST", {})
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so that worker processes started by tests can share the test database.
+    DATABASES["default"]["TEST"].setdefault("NAME", str(VAR_DIR / "test_attune.sqlite3"))
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Writers from the web process and the worker wait for each other instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -166,7 +172,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_TASK_ROUTES = {
+    "training.tasks.training_runs_recover_task": {"queue": "default"},
+    "training.tasks.*": {"queue": "training"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "recover-training-runs": {"task": "training.tasks.training_runs_recover_task", "schedule": 60.0},
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -255,10 +267,12 @@ EMOTIONS_MOOD_NO_FACE_S = env_float("EMOTIONS_MOOD_NO_FACE_S", 2.0, min_value=0.
 
 # --- Attune: training ---
 TRAINING_ARTIFACTS_DIR = Path(env_str("TRAINING_ARTIFACTS_DIR", str(VAR_DIR / "training")))
+# A running run whose worker has not reported for this long is resumed or failed.
+TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 120, min_value=10)
 TRAINING_DATA_DIR = Path(env_str("TRAINING_DATA_DIR", str(VAR_DIR / "data" / "fer2013")))
 
 # --- Attune: adaptation ---
-# Keeps items of kind "ad" out of rules for angry, disgust, fear and sad, and away from visitors in those moods.
+# Keeps items of kind "ad" out of rules for angry, disgust, fear and sad, and from visitors in those moods.
 ADAPTATION_AD_GUARDRAIL = env_bool("ADAPTATION_AD_GUARDRAIL", True)
 # Least share of random picks in optimize mode, so the bandit keeps learning.
 ADAPTATION_OPTIMIZE_EXPLORATION = env_float(

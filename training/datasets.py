@@ -242,3 +242,36 @@ def _stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, 
     val_mask = np.zeros(len(split.y), bool)
     val_mask[np.concatenate(val_idx)] = True
     return Split(split.x[~val_mask], split.y[~val_mask]), Split(split.x[val_mask], split.y[val_mask])
+
+
+def load_evaluation_split(
+    path: str | Path, *, split: str = "auto", progress: Progress | None = None
+) -> tuple[Split, str]:
+    """Load one labelled split to evaluate on: a ``<class>/`` folder, a dataset folder, or a CSV."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset not found: {path}")
+    if path.is_dir() and not any((path / name).is_dir() for name in ("train", "val", "validation", "test")):
+        data, _ = load_folder_split(path, progress=progress)
+        return data, path.name
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise DatasetError(f"{path} is neither a folder nor a .csv file")
+        splits, _ = _load_csv(path)
+    else:
+        splits = {}
+        for folder_name, split_name in (
+            ("test", "test"),
+            ("val", "val"),
+            ("validation", "val"),
+            ("train", "train"),
+        ):
+            if (path / folder_name).is_dir() and split_name not in splits and split in ("auto", split_name):
+                splits[split_name], _ = load_folder_split(path / folder_name, progress=progress)
+                if split == "auto":
+                    break
+    wanted = [split] if split != "auto" else ["test", "val"]
+    for name in wanted:
+        if name in splits and len(splits[name]):
+            return splits[name], name
+    raise DatasetError(f"{path} has no non-empty {' or '.join(wanted)} split")

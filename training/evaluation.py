@@ -142,6 +142,8 @@ def model_card(
         for label, row in metrics["per_class"].items()
     )
     splits = dataset.get("splits", {})
+    data_name = Path(dataset.get("source", "?")).name
+    val_note = "; validation split from train" if dataset.get("val_from_train") else ""
     sizes = ", ".join(f"{name} {info['n']:,}" for name, info in splits.items())
     weakest = min(metrics["per_class"].items(), key=lambda item: item[1]["f1"])[0]
     return f"""# Model card: {name}
@@ -149,7 +151,7 @@ def model_card(
 - **Architecture**: {architecture} ({parameters:,} parameters); {weights_note}.
 - **Input**: one face, 48×48 grayscale, float32 in [0, 1] (`emotions.preprocessing.to_model_input`).
 - **Output**: probabilities over {", ".join(metrics["labels"])}.
-- **Data**: `{Path(dataset.get("source", "?")).name}` ({sizes}){"; validation split from train" if dataset.get("val_from_train") else ""}.
+- **Data**: `{data_name}` ({sizes}){val_note}.
 - **Training**: {epochs_done} epochs, best at epoch {best_epoch}, {training_seconds / 60:.0f} minutes of training;
   configuration `{json.dumps(config, sort_keys=True)}`.
 {f"- **Command**: `{command}`" if command else ""}

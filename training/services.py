@@ -21,8 +21,6 @@ from training.models import TrainingRun
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 5.0
-# A run whose worker has been silent this long is presumed dead (an epoch reports far more often).
-STALE_AFTER = timedelta(minutes=5)
 
 ARCHITECTURE_CHOICES = ("custom_cnn", "mini_xception", "vgg16", "resnet50v2", "efficientnetb2")
 
@@ -54,9 +52,7 @@ def training_run_create(
         run_dir=run_dir,
     )
     if enqueue:
-        from training.tasks import training_run_task
-
-        transaction.on_commit(lambda: training_run_task.delay(run.pk))
+        _enqueue(run.pk)
     return run
 
 
@@ -65,7 +61,7 @@ def training_run_claim(*, run_id: int, worker: str | None = None) -> bool:
     now = timezone.now()
     claimed = TrainingRun.objects.filter(
         Q(status=TrainingRun.Status.QUEUED)
-        | Q(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER),
+        | Q(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=now - _stale_after()),
         pk=run_id,
         cancel_requested=False,
     ).update(
@@ -91,19 +87,45 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
     return run
 
 
-def training_runs_reap(*, stale_after: timedelta = STALE_AFTER) -> int:
-    """Mark runs whose worker died as failed, with the reason; return how many."""
-    count = 0
+def training_runs_recover(
+    *, stale_after: timedelta | None = None, max_attempts: int = 3
+) -> dict[str, list[int]]:
+    """Resume runs whose worker went silent from their checkpoint, or fail them with the reason."""
+    stale_after = stale_after if stale_after is not None else _stale_after()
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
     for run in TrainingRun.objects.stale(older_than=stale_after):
-        updated = TrainingRun.objects.filter(
+        silent = f"worker {run.worker or '?'} stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S %Z}"
+        resumable = (run.folder / "state.json").exists() and run.attempts < max_attempts
+        same_run = TrainingRun.objects.filter(
             pk=run.pk, status=TrainingRun.Status.RUNNING, heartbeat_at=run.heartbeat_at
         )
-        reason = (
-            f"worker {run.worker or '?'} stopped reporting at {run.heartbeat_at:%Y-%m-%d %H:%M:%S %Z} "
-            f"(no heartbeat for {int(stale_after.total_seconds())} s); checkpoints kept in {run.folder}"
+        if resumable and not run.cancel_requested:
+            run.append_log(f"{silent}; resuming from the last checkpoint")
+            if same_run.update(status=TrainingRun.Status.QUEUED, log_tail=run.log_tail):
+                _enqueue(run.pk)
+                outcome["requeued"].append(run.pk)
+            continue
+        reason = f"{silent}; " + (
+            "cancelled while its worker was gone"
+            if run.cancel_requested
+            else f"gave up after {run.attempts} attempts"
+            if run.attempts >= max_attempts
+            else "no checkpoint to resume from"
         )
-        count += updated.update(status=TrainingRun.Status.FAILED, error=reason, finished_at=timezone.now())
-    return count
+        status = TrainingRun.Status.CANCELLED if run.cancel_requested else TrainingRun.Status.FAILED
+        if same_run.update(status=status, error=reason, finished_at=timezone.now()):
+            outcome["failed"].append(run.pk)
+    return outcome
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
+
+
+def _enqueue(run_id: int) -> None:
+    from training.tasks import training_run_task
+
+    transaction.on_commit(lambda: training_run_task.delay(run_id))
 
 
 class RunHooks:

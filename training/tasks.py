@@ -16,3 +16,11 @@ def training_run_task(run_id: int) -> str:
         logger.info("run %s is not claimable (finished, cancelled or taken); ignoring this delivery", run_id)
         return "ignored"
     return training_run_execute(run_id=run_id).status
+
+
+@shared_task(name="training.tasks.training_runs_recover_task")
+def training_runs_recover_task() -> dict:
+    """Resume or fail runs whose worker died (scheduled every minute by the worker's beat)."""
+    from training.services import training_runs_recover
+
+    return training_runs_recover()

@@ -163,7 +163,7 @@ def train(
     hooks.log(f"{len(x_train)} training and {len(x_val)} validation images")
 
     cancelled = False
-    for phase, first, last, lr in _phases(config):
+    for phase, last, lr in _phases(config):
         if state["epochs_done"] >= last or state["stopped_early"]:
             continue
         if phase == "fine_tune" and state["phase"] != "fine_tune":
@@ -221,10 +221,11 @@ def train(
     )
 
 
-def _phases(config: TrainConfig) -> list[tuple[str, int, int, float]]:
-    phases = [("train", 0, config.epochs, config.learning_rate)]
+def _phases(config: TrainConfig) -> list[tuple[str, int, float]]:
+    """Return (phase, last epoch, learning rate) for training and the optional fine-tuning."""
+    phases = [("train", config.epochs, config.learning_rate)]
     if config.fine_tune_epochs:
-        phases.append(("fine_tune", config.epochs, config.total_epochs, config.fine_tune_learning_rate))
+        phases.append(("fine_tune", config.total_epochs, config.fine_tune_learning_rate))
     return phases
 
 
