@@ -4,30 +4,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text="A short name, e.g. 'mini_xception-2026-11-21'.", max_length=100)),
-                ('architecture', models.CharField(help_text='Architecture name used to build it.', max_length=50)),
-                ('file_path', models.CharField(help_text='Path of the .keras file, absolute or relative to the training artifacts folder.', max_length=500)),
-                ('sha256', models.CharField(help_text='SHA-256 of the file; checked before loading.', max_length=64)),
-                ('input_spec', models.JSONField(blank=True, default=dict, help_text='Input shape, scaling and class order the model expects.')),
-                ('metrics', models.JSONField(blank=True, default=dict, help_text='Validation metrics at registration.')),
-                ('is_active', models.BooleanField(default=False, help_text='The one version the site serves.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('activated_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        help_text="A short name, e.g. 'mini_xception-2026-11-21'.", max_length=100
+                    ),
+                ),
+                (
+                    "architecture",
+                    models.CharField(help_text="Architecture name used to build it.", max_length=50),
+                ),
+                (
+                    "file_path",
+                    models.CharField(
+                        help_text="Path of the .keras file, absolute or relative to the training artifacts folder.",
+                        max_length=500,
+                    ),
+                ),
+                (
+                    "sha256",
+                    models.CharField(help_text="SHA-256 of the file; checked before loading.", max_length=64),
+                ),
+                (
+                    "input_spec",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Input shape, scaling and class order the model expects.",
+                    ),
+                ),
+                (
+                    "metrics",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Validation metrics at registration."
+                    ),
+                ),
+                (
+                    "is_active",
+                    models.BooleanField(default=False, help_text="The one version the site serves."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("activated_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_model')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)),
+                        fields=("is_active",),
+                        name="one_active_model",
+                    )
+                ],
             },
         ),
     ]

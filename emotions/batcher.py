@@ -1,0 +1,206 @@
+"""A micro-batcher: faces from all concurrent callers share one classifier call.
+
+Callers submit their face crops; one worker thread takes the oldest request,
+gathers more until ``max_batch`` faces are collected or the oldest has waited
+``max_wait_ms``, runs one batch and hands each caller its own rows. The queue is
+bounded: when it is full a caller gets :class:`Overloaded` at once instead of a
+growing delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emotions.classifier import check_faces
+from emotions.labels import NUM_CLASSES
+
+logger = logging.getLogger(__name__)
+
+
+class Overloaded(RuntimeError):
+    """The batcher's queue is full; the caller should drop this frame or answer 503."""
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher has been closed and takes no more requests."""
+
+
+@dataclass
+class BatcherStats:
+    batches: int = 0
+    faces: int = 0
+    rejected: int = 0
+    sizes: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=10_000))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counters and the recent batch sizes as plain data."""
+        return {
+            "batches": self.batches,
+            "faces": self.faces,
+            "rejected": self.rejected,
+            "mean_batch": round(self.faces / self.batches, 2) if self.batches else 0.0,
+            "max_batch_seen": max(self.sizes, default=0),
+        }
+
+
+@dataclass(slots=True)
+class _Request:
+    faces: np.ndarray
+    future: Future
+    submitted_at: float
+
+
+_STOP = object()
+# While gathering, a pause of this fraction of max_wait_ms without a new request ends the wait.
+_SILENCE = 0.25
+
+
+class MicroBatcher:
+    """Run one classifier call for the faces of all concurrent callers.
+
+    ``predict`` is a classifier (anything with ``predict``) or a function from
+    (n, 48, 48, 1) float32 faces to (n, 7) probabilities; it is only ever called
+    from the worker thread. A lone caller never waits: the batcher waits for
+    stragglers only when its previous batch served several requests, the sign
+    that callers are concurrent, and only while they keep arriving; otherwise it
+    takes what is queued and runs.
+    """
+
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray] | Any,
+        max_batch: int = 32,
+        max_wait_ms: float = 4.0,
+        queue_size: int = 256,
+    ) -> None:
+        if max_batch < 1 or queue_size < 1 or max_wait_ms < 0:
+            raise ValueError("max_batch and queue_size must be positive, max_wait_ms not negative")
+        self._predict = predict.predict if hasattr(predict, "predict") else predict
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.queue_size = queue_size
+        self.stats = BatcherStats()
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._concurrent = False
+        self._worker = threading.Thread(target=self._work, name="attune-micro-batcher", daemon=True)
+        self._worker.start()
+
+    @property
+    def pending(self) -> int:
+        """Return how many requests are waiting for the worker."""
+        return self._queue.qsize()
+
+    def submit(self, faces: np.ndarray) -> Future:
+        """Queue (n, 48, 48, 1) float32 faces; the future gives their (n, 7) probabilities."""
+        faces = check_faces(faces)
+        future: Future = Future()
+        if len(faces) == 0:
+            future.set_result(np.zeros((0, NUM_CLASSES), dtype=np.float32))
+            return future
+        with self._lock:
+            if self._closed:
+                raise BatcherClosed("the micro-batcher is closed")
+            try:
+                self._queue.put_nowait(_Request(faces, future, time.monotonic()))
+            except queue.Full:
+                self.stats.rejected += 1
+                raise Overloaded(
+                    f"{self.queue_size} requests are already waiting for the classifier"
+                ) from None
+        return future
+
+    async def classify(self, faces: np.ndarray) -> np.ndarray:
+        """Return (n, 7) probabilities for (n, 48, 48, 1) faces, awaiting the batch without blocking."""
+        return await asyncio.wrap_future(self.submit(faces))
+
+    def classify_sync(self, faces: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """Return (n, 7) probabilities for (n, 48, 48, 1) faces, blocking this thread until done."""
+        return self.submit(faces).result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Finish the queued requests, stop the worker thread and refuse new requests."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        self._worker.join(timeout)
+
+    def __enter__(self) -> MicroBatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _work(self) -> None:
+        carried: Any = None
+        while True:
+            if carried is not None:
+                first, carried = carried, None
+            else:
+                first = self._queue.get()
+            if first is _STOP:
+                return
+            batch, size = [first], len(first.faces)
+            wait = self._concurrent and self.max_wait_s > 0
+            deadline = first.submitted_at + self.max_wait_s
+            while size < self.max_batch:
+                try:
+                    if wait:
+                        # Stop early once callers fall silent: the stragglers have all arrived.
+                        timeout = min(deadline - time.monotonic(), self.max_wait_s * _SILENCE)
+                        item = self._queue.get(timeout=max(0.0, timeout))
+                    else:
+                        item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP or size + len(item.faces) > self.max_batch:
+                    carried = item
+                    break
+                batch.append(item)
+                size += len(item.faces)
+            self._concurrent = len(batch) > 1
+            self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        # A caller that gave up (a cancelled asyncio task) is dropped before its faces cost anything.
+        live = [request for request in batch if request.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        faces = live[0].faces if len(live) == 1 else np.concatenate([r.faces for r in live])
+        try:
+            probabilities = np.concatenate(
+                [
+                    np.asarray(self._predict(faces[start : start + self.max_batch]), dtype=np.float32)
+                    for start in range(0, len(faces), self.max_batch)
+                ]
+            )
+            if probabilities.shape != (len(faces), NUM_CLASSES):
+                raise ValueError(f"the classifier returned {probabilities.shape} for {len(faces)} faces")
+        except Exception as exc:  # every caller of this batch gets the failure, the worker lives on
+            logger.warning("a batch of %d faces failed: %s", len(faces), exc)
+            for request in live:
+                request.future.set_exception(exc)
+            return
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.faces += len(faces)
+            self.stats.sizes.append(len(faces))
+        offset = 0
+        for request in live:
+            count = len(request.faces)
+            request.future.set_result(probabilities[offset : offset + count])
+            offset += count

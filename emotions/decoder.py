@@ -1,0 +1,108 @@
+"""The one guarded decoder for every image that enters Attune.
+
+Only JPEG and PNG, recognised by their magic bytes, are accepted. The byte size
+is checked first, then the width and height declared in the header (read by
+Pillow, which is never allowed to decode pixels), and only then does OpenCV
+decode the image, straight to grayscale. Every refusal is an
+:class:`ImageRejected` with one of :data:`REJECTION_CODES`; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+UNSUPPORTED_FORMAT = "unsupported_format"
+TOO_LARGE = "too_large"
+TOO_MANY_PIXELS = "too_many_pixels"
+UNDECODABLE = "undecodable"
+REJECTION_CODES: tuple[str, ...] = (UNSUPPORTED_FORMAT, TOO_LARGE, TOO_MANY_PIXELS, UNDECODABLE)
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOS = b"\xff\xda"
+_JPEG_EOI = b"\xff\xd9"
+_PNG_IEND = b"IEND"
+
+
+class ImageRejected(Exception):
+    """An image Attune refuses to decode; ``code`` is one of :data:`REJECTION_CODES`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    gray: np.ndarray  # (height, width) uint8
+    width: int
+    height: int
+    format: str  # "jpeg" or "png"
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Return "jpeg" or "png" from the magic bytes, or None for anything else."""
+    if data.startswith(_JPEG_MAGIC):
+        return "jpeg"
+    if data.startswith(_PNG_MAGIC):
+        return "png"
+    return None
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
+    """Decode a JPEG or PNG to grayscale after checking its size, format and declared pixel count."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ImageRejected(UNSUPPORTED_FORMAT, f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise ImageRejected(TOO_LARGE, f"{len(data)} bytes is more than the limit of {max_bytes}")
+    image_format = sniff_format(data)
+    if image_format is None:
+        raise ImageRejected(UNSUPPORTED_FORMAT, "only JPEG and PNG images are accepted")
+
+    width, height = _declared_size(data, image_format)
+    if width <= 0 or height <= 0:
+        raise ImageRejected(UNDECODABLE, f"the header declares an empty {width}×{height} image")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            TOO_MANY_PIXELS, f"{width}×{height} is more than the limit of {max_pixels} pixels"
+        )
+    if not _is_complete(data, image_format):
+        raise ImageRejected(UNDECODABLE, f"the {image_format.upper()} data is truncated")
+
+    try:
+        gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    except cv2.error as exc:
+        raise ImageRejected(UNDECODABLE, f"OpenCV could not decode the image: {exc}") from None
+    if gray is None or gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ImageRejected(UNDECODABLE, f"the {image_format.upper()} data could not be decoded")
+    # OpenCV applies the EXIF orientation, which may swap the declared width and height.
+    if sorted(gray.shape) != sorted((height, width)):
+        raise ImageRejected(UNDECODABLE, "the decoded size differs from the header")
+    return DecodedImage(gray=gray, width=gray.shape[1], height=gray.shape[0], format=image_format)
+
+
+def _declared_size(data: bytes, image_format: str) -> tuple[int, int]:
+    # Image.open only parses the header; pixel data is read by load(), which is never called.
+    try:
+        with Image.open(io.BytesIO(data), formats=(image_format.upper(),)) as image:
+            return image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected(TOO_MANY_PIXELS, str(exc)) from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageRejected(UNDECODABLE, f"the {image_format.upper()} header is malformed") from exc
+
+
+def _is_complete(data: bytes, image_format: str) -> bool:
+    # libjpeg and libpng fill in missing data of a truncated file with a warning only.
+    if image_format == "jpeg":
+        # The last scan must be followed by an end-of-image marker; entropy-coded data
+        # cannot contain either marker, so an EOI from an embedded thumbnail does not count.
+        return data.rfind(_JPEG_EOI) > data.rfind(_JPEG_SOS) > 0
+    return data.rfind(_PNG_IEND) > len(_PNG_MAGIC)

@@ -1,0 +1,200 @@
+"""The emotion pipeline: image bytes → decode → detect → crop → batched classification → mood.
+
+Decoding, detection and cropping run in the caller's thread (a worker thread
+for asyncio callers); classification goes through the shared micro-batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emotions.batcher import MicroBatcher
+from emotions.decoder import ImageRejected, decode_image
+from emotions.detector import Box, FaceDetector, FaceTrack
+from emotions.labels import EMOTIONS
+from emotions.mood import MoodState, MoodTracker
+from emotions.preprocessing import faces_to_model_input
+
+STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "total")
+
+
+@dataclass(frozen=True, slots=True)
+class FaceResult:
+    box: Box
+    probabilities: dict[str, float]
+    dominant: str
+
+    def as_dict(self) -> dict:
+        """Return ``{"box": [x, y, w, h], "probabilities": {label: p}, "dominant": label}``."""
+        return {
+            "box": list(self.box),
+            "probabilities": {label: round(p, 4) for label, p in self.probabilities.items()},
+            "dominant": self.dominant,
+        }
+
+
+@dataclass(slots=True)
+class FrameResult:
+    faces: list[FaceResult]  # largest first; the first one drives the mood
+    width: int
+    height: int
+    model_version: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    mood: MoodState | None = None
+
+    def as_dict(self) -> dict:
+        """Return the result as JSON-ready data."""
+        return {
+            "faces": [face.as_dict() for face in self.faces],
+            "width": self.width,
+            "height": self.height,
+            "mood": self.mood.as_dict() if self.mood else None,
+            "model_version": self.model_version,
+            "timings_ms": self.timings_ms,
+        }
+
+
+@dataclass(slots=True)
+class _Prepared:
+    boxes: list[Box]
+    faces: np.ndarray  # (n, 48, 48, 1) float32 in [0, 1]
+    width: int
+    height: int
+    timings_ms: dict[str, float]
+
+
+class EmotionPipeline:
+    """Find and classify every face in an image, and update the stream's mood."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        batcher: MicroBatcher,
+        max_bytes: int,
+        max_pixels: int,
+        *,
+        classifier: object | None = None,
+    ) -> None:
+        self.detector = detector
+        self.batcher = batcher
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+        # The classifier behind the batcher, only for its ``version``, read after each batch.
+        self.classifier = classifier
+
+    @property
+    def model_version(self) -> str:
+        return str(getattr(self.classifier, "version", "unknown"))
+
+    def prepare(self, data: bytes, track: FaceTrack | None = None) -> _Prepared:
+        """Decode ``data``, detect its faces and crop them; raises ImageRejected for a refused image."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        image = decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+        decoded = time.perf_counter()
+        boxes = track.detect(self.detector, image.gray) if track else self.detector.detect(image.gray)
+        detected = time.perf_counter()
+        faces = faces_to_model_input(image.gray, boxes)
+        cropped = time.perf_counter()
+        timings["decode"] = _ms(decoded - started)
+        timings["detect"] = _ms(detected - decoded)
+        timings["preprocess"] = _ms(cropped - detected)
+        return _Prepared(boxes, faces, image.width, image.height, timings)
+
+    async def analyze(
+        self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None
+    ) -> FrameResult:
+        """Analyse one frame of a stream without blocking the event loop; raises ImageRejected or Overloaded.
+
+        ``tracker`` and ``track`` belong to the stream: its mood, and where its faces were
+        (which makes detection several times cheaper on the frames that follow).
+        """
+        started = time.perf_counter()
+        prepared = await asyncio.to_thread(self.prepare, data, track)
+        classify_started = time.perf_counter()
+        probabilities = await self.batcher.classify(prepared.faces)
+        return self._finish(prepared, probabilities, tracker, classify_started, started)
+
+    def analyze_sync(
+        self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None
+    ) -> FrameResult:
+        """Analyse one frame in this thread; raises ImageRejected or Overloaded."""
+        started = time.perf_counter()
+        prepared = self.prepare(data, track)
+        classify_started = time.perf_counter()
+        probabilities = self.batcher.classify_sync(prepared.faces)
+        return self._finish(prepared, probabilities, tracker, classify_started, started)
+
+    def analyze_many_sync(self, images: list[bytes]) -> list[FrameResult | ImageRejected]:
+        """Analyse several images, all their faces in one batch; a refused image yields its ImageRejected."""
+        prepared: list[_Prepared | ImageRejected] = []
+        for data in images:
+            try:
+                prepared.append(self.prepare(data))
+            except ImageRejected as rejected:
+                prepared.append(rejected)
+        accepted = [item for item in prepared if isinstance(item, _Prepared)]
+        classify_started = time.perf_counter()
+        faces = [item.faces for item in accepted if len(item.faces)]
+        probabilities = self.batcher.classify_sync(np.concatenate(faces)) if faces else None
+        classify_ms = _ms(time.perf_counter() - classify_started)
+
+        results: list[FrameResult | ImageRejected] = []
+        offset = 0
+        for item in prepared:
+            if isinstance(item, ImageRejected):
+                results.append(item)
+                continue
+            rows = probabilities[offset : offset + len(item.faces)] if len(item.faces) else _no_rows()
+            offset += len(item.faces)
+            # The one batch serves every image, so each total is its own stages plus that call.
+            own_ms = sum(item.timings_ms.values())
+            item.timings_ms.update(classify=classify_ms, total=round(own_ms + classify_ms, 3))
+            results.append(self._result(item, rows, None))
+        return results
+
+    def _finish(
+        self,
+        prepared: _Prepared,
+        probabilities: np.ndarray,
+        tracker: MoodTracker | None,
+        classify_started: float,
+        started: float,
+    ) -> FrameResult:
+        finished = time.perf_counter()
+        prepared.timings_ms["classify"] = _ms(finished - classify_started)
+        prepared.timings_ms["total"] = _ms(finished - started)
+        return self._result(prepared, probabilities, tracker)
+
+    def _result(
+        self, prepared: _Prepared, probabilities: np.ndarray, tracker: MoodTracker | None
+    ) -> FrameResult:
+        faces = [
+            FaceResult(
+                box=tuple(int(v) for v in box),
+                probabilities={label: float(p) for label, p in zip(EMOTIONS, row, strict=True)},
+                dominant=EMOTIONS[int(np.argmax(row))],
+            )
+            for box, row in zip(prepared.boxes, probabilities, strict=True)
+        ]
+        mood = tracker.update(probabilities[0] if len(faces) else None) if tracker else None
+        return FrameResult(
+            faces=faces,
+            width=prepared.width,
+            height=prepared.height,
+            model_version=self.model_version,
+            timings_ms=prepared.timings_ms,
+            mood=mood,
+        )
+
+
+def _no_rows() -> np.ndarray:
+    return np.zeros((0, len(EMOTIONS)), dtype=np.float32)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)

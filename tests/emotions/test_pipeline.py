@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from emotions.batcher import MicroBatcher
+from emotions.decoder import ImageRejected
+from emotions.detector import FaceTrack, HaarFaceDetector
+from emotions.fake import FakeClassifier
+from emotions.labels import EMOTIONS
+from emotions.mood import MoodTracker
+from emotions.pipeline import STAGES, EmotionPipeline
+from emotions.preprocessing import faces_to_model_input
+
+LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 4096 * 4096}
+
+
+@pytest.fixture(scope="module")
+def detector() -> HaarFaceDetector:
+    return HaarFaceDetector()
+
+
+@pytest.fixture
+def classifier() -> FakeClassifier:
+    return FakeClassifier(version="fake-1")
+
+
+@pytest.fixture
+def pipeline(detector, classifier):
+    batcher = MicroBatcher(classifier, max_batch=32, max_wait_ms=2, queue_size=16)
+    yield EmotionPipeline(detector, batcher, classifier=classifier, **LIMITS)
+    batcher.close()
+
+
+def test_it_finds_and_classifies_the_face_in_a_frame(pipeline, astronaut_jpeg):
+    result = pipeline.analyze_sync(astronaut_jpeg)
+
+    assert len(result.faces) == 1
+    face = result.faces[0]
+    assert len(face.box) == 4
+    assert set(face.probabilities) == set(EMOTIONS)
+    assert sum(face.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert face.dominant == max(face.probabilities, key=face.probabilities.get)
+    assert (result.width, result.height) == (640, 480)
+    assert result.model_version == "fake-1"
+
+
+def test_it_classifies_the_crop_that_preprocessing_makes(pipeline, detector, astronaut_jpeg):
+    from emotions.decoder import decode_image
+
+    gray = decode_image(astronaut_jpeg, **LIMITS).gray
+
+    result = pipeline.analyze_sync(astronaut_jpeg)
+
+    expected = FakeClassifier().predict(faces_to_model_input(gray, detector.detect(gray)))[0]
+    np.testing.assert_allclose(
+        [result.faces[0].probabilities[label] for label in EMOTIONS], expected, rtol=1e-5
+    )
+
+
+def test_it_times_every_stage(pipeline, astronaut_jpeg):
+    timings = pipeline.analyze_sync(astronaut_jpeg).timings_ms
+
+    assert set(timings) == set(STAGES)
+    assert all(value >= 0 for value in timings.values())
+    assert timings["total"] >= timings["decode"] + timings["detect"]
+
+
+def test_it_reports_no_faces_on_a_frame_without_one(pipeline, classifier, noise_jpeg):
+    result = pipeline.analyze_sync(noise_jpeg)
+
+    assert result.faces == []
+    assert classifier.batch_sizes == []
+
+
+def test_it_lets_a_refused_image_through_as_image_rejected(pipeline):
+    with pytest.raises(ImageRejected) as caught:
+        pipeline.analyze_sync(b"GIF89a" + bytes(100))
+
+    assert caught.value.code == "unsupported_format"
+
+
+async def test_it_updates_the_streams_mood(pipeline, astronaut_jpeg, noise_jpeg):
+    clock = [0.0]
+    tracker = MoodTracker(no_face_s=1.0, clock=lambda: clock[0])
+
+    first = await pipeline.analyze(astronaut_jpeg, tracker)
+    clock[0] = 2.0
+    gone = await pipeline.analyze(noise_jpeg, tracker)
+
+    assert first.mood.mood == first.faces[0].dominant or first.mood.mood == "uncertain"
+    assert first.mood.changed
+    assert gone.mood.mood == "no_face" and gone.mood.changed
+
+
+async def test_it_analyses_frames_of_concurrent_streams_in_shared_batches(detector, astronaut_jpeg):
+    import asyncio
+    import time
+
+    classifier = FakeClassifier()
+    batcher: MicroBatcher
+
+    def predict_when_all_have_arrived(faces: np.ndarray) -> np.ndarray:
+        # Hold the first batch until the other streams have queued their faces.
+        deadline = time.monotonic() + 10
+        while not classifier.batch_sizes and batcher.pending < 6 - len(faces) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return classifier.predict(faces)
+
+    with MicroBatcher(predict_when_all_have_arrived, max_batch=32, max_wait_ms=5, queue_size=64) as batcher:
+        pipeline = EmotionPipeline(detector, batcher, **LIMITS)
+        results = await asyncio.gather(*(pipeline.analyze(astronaut_jpeg) for _ in range(6)))
+
+    assert all(len(result.faces) == 1 for result in results)
+    assert len(classifier.batch_sizes) == 2 and sum(classifier.batch_sizes) == 6
+
+
+def test_it_classifies_the_faces_of_several_images_in_one_batch(
+    pipeline, classifier, astronaut_jpeg, noise_jpeg
+):
+    results = pipeline.analyze_many_sync([astronaut_jpeg, noise_jpeg, b"not an image", astronaut_jpeg])
+
+    assert classifier.batch_sizes == [2]
+    assert len(results[0].faces) == 1 and results[1].faces == []
+    assert isinstance(results[2], ImageRejected) and results[2].code == "unsupported_format"
+    assert results[3].faces[0].probabilities == results[0].faces[0].probabilities
+    assert set(results[0].timings_ms) == set(STAGES)
+
+
+def test_its_results_are_json_ready(pipeline, astronaut_jpeg):
+    tracker = MoodTracker()
+
+    result = pipeline.analyze_sync(astronaut_jpeg, tracker).as_dict()
+
+    decoded = json.loads(json.dumps(result))
+    assert decoded["faces"][0]["box"] == list(result["faces"][0]["box"])
+    assert set(decoded) == {"faces", "width", "height", "mood", "model_version", "timings_ms"}
+    assert decoded["mood"]["mood"] in (*EMOTIONS, "uncertain")
+
+
+async def test_it_follows_a_streams_faces_from_frame_to_frame(pipeline, astronaut_jpeg):
+    track = FaceTrack()
+
+    results = [await pipeline.analyze(astronaut_jpeg, MoodTracker(), track=track) for _ in range(3)]
+
+    assert track.full_scans == 1
+    assert all(len(result.faces) == 1 for result in results)
