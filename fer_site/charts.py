@@ -1,4 +1,4 @@
-"""A small server-side SVG line chart, so the statistics page needs no script and works offline."""
+"""A small server-side SVG line chart, so admin pages need no script and work offline."""
 
 from __future__ import annotations
 
@@ -26,13 +26,21 @@ def line_chart_svg(
     width: int = 760,
     height: int = 260,
     title: str = "",
+    colours: Mapping[str, str] | None = None,
+    y_max: float | None = None,
+    legend_totals: bool = True,
 ) -> str:
-    """Return an SVG document drawing one line per series over ``labels`` (x) with a shared y axis."""
+    """Return an SVG document drawing one line per series over ``labels`` (x) with a shared y axis.
+
+    Counts by default (the y axis starts at a round number, the legend shows totals); pass
+    ``y_max`` and ``legend_totals=False`` for rates such as accuracy.
+    """
+    colours = MOOD_COLOURS if colours is None else colours
     left, right, top, bottom = 44, 120, 14, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
     peak = max((max(values) for values in series.values() if len(values)), default=0)
-    y_max = _nice_ceiling(peak)
+    y_max = y_max if y_max is not None else _nice_ceiling(peak)
 
     def x(i: int) -> float:
         return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
@@ -63,8 +71,8 @@ def line_chart_svg(
             )
     legend_y = top + 4
     for name, values in series.items():
-        colour = MOOD_COLOURS.get(name, "#333")
-        if any(values):
+        colour = colours.get(name, "#333")
+        if len(values) and any(v != 0 for v in values):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
             if n == 1:
                 parts.append(f'<circle cx="{x(0):.1f}" cy="{y(values[0]):.1f}" r="3" fill="{colour}"/>')
@@ -76,7 +84,7 @@ def line_chart_svg(
         parts.append(
             f'<rect x="{width - right + 12}" y="{legend_y}" width="12" height="12" fill="{colour}"/>'
             f'<text x="{width - right + 30}" y="{legend_y + 10}" font-size="12" fill="#333">'
-            f"{escape(name)} ({sum(values)})</text>"
+            f"{escape(name)}{f' ({sum(values)})' if legend_totals else ''}</text>"
         )
         legend_y += 18
     parts.append("</svg>")

@@ -17,6 +17,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from fer_site.api_rates import parse_rate
 from fer_site.envvars import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -63,9 +64,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "emotions",
     "adaptation",
     "training",
+    # Last, so that its admin can replace the API key admin of rest_framework_api_key.
+    "fer_site",
 ]
 
 MIDDLEWARE = [
@@ -282,3 +288,57 @@ ADAPTATION_OPTIMIZE_EXPLORATION = env_float(
 ADAPTATION_DECISION_TTL_S = env_int("ADAPTATION_DECISION_TTL_S", 3600, min_value=60)
 # Aggregate statistics older than this are deleted by `manage.py prune_adaptation_stats`.
 ADAPTATION_STATS_RETENTION_DAYS = env_int("ADAPTATION_STATS_RETENTION_DAYS", 365, min_value=1)
+
+# --- REST API (/api/v1/) ---
+# Requests per period for each API key (a key's own rate overrides it) and each staff session.
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "120/min")
+try:
+    parse_rate(API_THROTTLE_RATE)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: {exc}") from None
+# Most images in one POST /api/v1/emotions/analyze; their faces share one model batch.
+API_ANALYZE_MAX_IMAGES = env_int("API_ANALYZE_MAX_IMAGES", 8, min_value=1, max_value=64)
+# Folders under which POST /api/v1/training-runs accepts dataset and weights paths.
+API_TRAINING_DATA_ROOTS = env_list("API_TRAINING_DATA_ROOTS", [str(TRAINING_DATA_DIR.parent)])
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "fer_site.api_auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["fer_site.api_auth.HasApiScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["fer_site.api_auth.ApiKeyThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["fer_site.api_uploads.BoundedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "fer_site.api_errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Attune API",
+    "DESCRIPTION": (
+        "Read facial expressions from images, decide what to show for a mood, count impressions and clicks, "
+        "manage expression models and training runs. Authenticate with `Authorization: Api-Key <key>` "
+        '(`manage.py create_api_key`). Every error is `{"error": {"code", "message", "details"}}`. '
+        "Attune reads expressions, not feelings."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "MoodEnum": "emotions.labels.MOODS",
+        "ExpressionEnum": "emotions.labels.EMOTIONS",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "fer_site.api_schema.add_error_responses",
+    ],
+    # Served from the drf-spectacular-sidecar package: the docs work without the internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}

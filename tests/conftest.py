@@ -42,7 +42,7 @@ def postgres_url() -> str:
 def fer2013_dir() -> Path:
     """The FER-2013 folder beside the project; skips when absent (the dataset is never in the repo)."""
     if not (FER2013 / "val").is_dir():
-        pytest.skip(f"FER-2013 not found at ../shared/data/fer2013 (download it from Kaggle, see README)")
+        pytest.skip("FER-2013 not found at ../shared/data/fer2013 (download it from Kaggle, see README)")
     return FER2013
 
 

@@ -21,12 +21,18 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         argv = [
-            sys.executable, "-m", "daphne",
-            "-b", options["host"],
-            "-p", str(options["port"]),
-            "--websocket-max-message-size", str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
-            "--websocket-max-frame-size", str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            options["host"],
+            "-p",
+            str(options["port"]),
+            "--websocket-max-message-size",
+            str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
+            "--websocket-max-frame-size",
+            str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
+        ]
         if options["proxy_headers"]:
             argv.append("--proxy-headers")
         argv.append("fer_site.asgi:application")

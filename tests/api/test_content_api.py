@@ -1,0 +1,221 @@
+"""Content decisions and their impression and click events through the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaptation.models import ContentItem, ItemDailyStat, Rule, RuleItem
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def happy_item() -> ContentItem:
+    """An item that a rule for happy visitors at 60 % or more shows in the hero slot."""
+    item = ContentItem.objects.create(
+        title="Make the most of a good day",
+        kind="image",
+        slot="hero",
+        media_url="/static/adaptation/demo/sunrise.svg",
+        cta_url="/offers/",
+    )
+    rule = Rule.objects.create(name="Happy visitors", moods=["happy"], min_confidence=0.6, cooldown_s=0)
+    RuleItem.objects.create(rule=rule, item=item, weight=1, position=0)
+    return item
+
+
+def decide(client, **data):
+    response = client.post("/api/v1/content/decide", data, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def test_it_decides_the_content_for_a_mood(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.9, visitor_id="v1")
+
+    assert decision["mood"] == "happy"
+    assert decision["rule"] == "Happy visitors"
+    assert decision["is_default"] is False
+    [item] = decision["items"]["hero"]
+    assert item["id"] == happy_item.pk
+    assert item["media_url"] == "http://testserver/static/adaptation/demo/sunrise.svg"
+    assert len(decision["decision_id"]) == 32
+
+
+def test_below_the_rules_confidence_it_falls_back_to_the_default(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.3)
+
+    assert decision["is_default"] is True
+    assert decision["items"].get("hero", []) == []
+
+
+def test_without_a_camera_reading_the_mood_is_null(client_all, happy_item):
+    decision = decide(client_all, mood=None)
+
+    assert decision["mood"] is None
+    assert decision["is_default"] is True
+
+
+def test_get_content_gives_the_same_decision(client_all, happy_item):
+    response = client_all.get("/api/v1/content", {"mood": "happy", "confidence": "0.8"})
+
+    assert response.status_code == 200
+    assert response.json()["items"]["hero"][0]["id"] == happy_item.pk
+
+
+def test_get_content_without_a_mood_means_no_camera(client_all, happy_item):
+    response = client_all.get("/api/v1/content")
+
+    assert response.status_code == 200
+    assert response.json()["mood"] is None
+
+
+@pytest.mark.parametrize(
+    "data, field",
+    [
+        ({"mood": "ecstatic", "confidence": 0.5}, "mood"),
+        ({"confidence": 0.5}, "mood"),
+        ({"mood": "happy", "confidence": 1.5}, "confidence"),
+        ({"mood": "happy", "confidence": "lots"}, "confidence"),
+        ({"mood": "happy", "visitor_id": "x" * 101}, "visitor_id"),
+    ],
+)
+def test_it_refuses_a_decision_request_that_is_not_valid(client_all, data, field):
+    response = client_all.post("/api/v1/content/decide", data, format="json")
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert field in error["details"]
+
+
+@pytest.mark.parametrize("query", ["mood=ecstatic", "confidence=nan", "confidence=-1"])
+def test_it_refuses_a_content_query_that_is_not_valid(client_all, query):
+    response = client_all.get(f"/api/v1/content?{query}")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, code",
+    [
+        (b'{"mood": "happy"', "application/json", 400, "parse_error"),
+        (b'{"confidence": NaN, "mood": "happy"}', "application/json", 400, "parse_error"),
+        (b"[" * 30_000 + b"]" * 30_000, "application/json", 400, "parse_error"),
+        (b"\xff\xfe not utf-8", "application/json", 400, "parse_error"),
+        (b"[1, 2]", "application/json", 400, "invalid"),
+        (b"mood=happy", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b'{"mood": "happy"}', "application/json; charset=bz2_codec", 400, "parse_error"),
+    ],
+    ids=["truncated", "nan", "deeply-nested", "not-utf8", "a-list", "a-form", "compressed-charset"],
+)
+def test_it_refuses_json_that_is_broken_or_not_json(client_all, body, content_type, status, code):
+    response = client_all.generic("POST", "/api/v1/content/decide", body, content_type=content_type)
+
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+
+
+def test_it_refuses_a_json_body_over_64_kib(client_all):
+    body = b'{"mood": "happy", "visitor_id": "' + b"x" * 70_000 + b'"}'
+
+    response = client_all.generic("POST", "/api/v1/content/decide", body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+# --- Events -----------------------------------------------------------------------------------
+
+
+def event(client, decision, item_id, kind="impression", **extra):
+    data = {
+        "kind": kind,
+        "decision_id": decision["decision_id"],
+        "item_id": item_id,
+        "mood": decision["mood"],
+        **extra,
+    }
+    return client.post("/api/v1/content/events", data, format="json")
+
+
+def test_it_counts_an_impression_and_a_click_once(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.9)
+
+    first = event(client_all, decision, happy_item.pk, visitor_id="v1")
+    repeat = event(client_all, decision, happy_item.pk, visitor_id="v1")
+    click = event(client_all, decision, happy_item.pk, "click", visitor_id="v1")
+
+    assert (first.status_code, first.json()) == (201, {"counted": True})
+    assert (repeat.status_code, repeat.json()) == (200, {"counted": False})
+    assert click.status_code == 201
+    stat = ItemDailyStat.objects.get(item=happy_item, mood="happy")
+    assert (stat.impressions, stat.clicks) == (1, 1)
+
+
+def test_two_visitors_of_one_decision_count_twice(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.9)
+
+    event(client_all, decision, happy_item.pk, visitor_id="v1")
+    event(client_all, decision, happy_item.pk, visitor_id="v2")
+
+    assert ItemDailyStat.objects.get(item=happy_item).impressions == 2
+
+
+def test_a_click_without_an_impression_is_refused(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.9)
+
+    response = event(client_all, decision, happy_item.pk, "click")
+
+    assert response.status_code == 400
+    assert "impression" in str(response.json()["error"]["details"])
+    assert not ItemDailyStat.objects.exists()
+
+
+def test_an_event_for_an_item_the_decision_did_not_show_is_refused(client_all, happy_item):
+    decision = decide(client_all, mood="happy", confidence=0.9)
+
+    response = event(client_all, decision, happy_item.pk + 1000)
+
+    assert response.status_code == 400
+    assert not ItemDailyStat.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"decision_id": "0" * 32},
+        {"decision_id": "not-hex"},
+        {"kind": "hover"},
+        {"item_id": -1},
+        {"item_id": 2**64},
+        {"mood": "ecstatic"},
+    ],
+)
+def test_it_refuses_events_that_are_not_valid(client_all, happy_item, data):
+    decision = decide(client_all, mood="happy", confidence=0.9)
+    body = {
+        "kind": "impression",
+        "decision_id": decision["decision_id"],
+        "item_id": happy_item.pk,
+        "mood": "happy",
+    }
+
+    response = client_all.post("/api/v1/content/events", body | data, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert not ItemDailyStat.objects.exists()
+
+
+def test_a_decision_without_a_camera_takes_events_with_a_null_mood(client_all, happy_item):
+    Rule.objects.create(name="Default", moods=[], is_default=True, cooldown_s=0).rule_items.create(
+        item=happy_item, weight=1, position=0
+    )
+    decision = decide(client_all, mood=None)
+
+    response = event(client_all, decision, happy_item.pk)
+
+    assert response.status_code == 201, response.content
+    assert ItemDailyStat.objects.get(item=happy_item).mood == "no_face"
