@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from adaptation import charts, selectors, services
+from adaptation import selectors, services
 from adaptation.forms import (
     ContentItemForm,
     RuleForm,
@@ -25,6 +25,7 @@ from adaptation.forms import (
 )
 from adaptation.models import TIER_NAMES, ContentItem, Rule, RuleItem, Theme, ad_guardrail_enabled
 from emotions.labels import MOODS
+from fer_site import charts
 
 
 def _theme_style(css: dict[str, str]) -> str:

@@ -126,9 +126,14 @@ def vgg16(num_classes: int = NUM_CLASSES, *, weights_path=None, input_size=TRANS
         layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0]),
     ]
     return _transfer(
-        "vgg16", keras.applications.VGG16, scale, _flatten_head,
-        num_classes=num_classes, weights_path=weights_path, input_size=input_size,
-    )  # fmt: skip
+        "vgg16",
+        keras.applications.VGG16,
+        scale,
+        _flatten_head,
+        num_classes=num_classes,
+        weights_path=weights_path,
+        input_size=input_size,
+    )
 
 
 def resnet50v2(
@@ -137,9 +142,14 @@ def resnet50v2(
     """Return ResNet50V2 on upscaled gray-as-RGB input with a pooled head."""
     scale = [layers.Rescaling(2.0, offset=-1.0)]  # [0, 1] -> [-1, 1], the "tf" mode
     return _transfer(
-        "resnet50v2", keras.applications.ResNet50V2, scale, _pooled_head,
-        num_classes=num_classes, weights_path=weights_path, input_size=input_size,
-    )  # fmt: skip
+        "resnet50v2",
+        keras.applications.ResNet50V2,
+        scale,
+        _pooled_head,
+        num_classes=num_classes,
+        weights_path=weights_path,
+        input_size=input_size,
+    )
 
 
 def efficientnetb2(
@@ -148,9 +158,14 @@ def efficientnetb2(
     """Return EfficientNetB2 on upscaled gray-as-RGB input with a pooled head."""
     scale = [layers.Rescaling(255.0)]  # EfficientNet normalises 0-255 input itself
     return _transfer(
-        "efficientnetb2", keras.applications.EfficientNetB2, scale, _pooled_head,
-        num_classes=num_classes, weights_path=weights_path, input_size=input_size,
-    )  # fmt: skip
+        "efficientnetb2",
+        keras.applications.EfficientNetB2,
+        scale,
+        _pooled_head,
+        num_classes=num_classes,
+        weights_path=weights_path,
+        input_size=input_size,
+    )
 
 
 ARCHITECTURES: dict[str, Callable[..., BuiltModel]] = {

@@ -133,9 +133,19 @@ def plot_confusion_matrix(metrics: dict, path: Path) -> None:
 
 
 def model_card(
-    *, name: str, architecture: str, parameters: int, dataset: dict, metrics: dict, config: dict,
-    training_seconds: float, best_epoch: int, epochs_done: int, weights_note: str, command: str | None = None,
-) -> str:  # fmt: skip
+    *,
+    name: str,
+    architecture: str,
+    parameters: int,
+    dataset: dict,
+    metrics: dict,
+    config: dict,
+    training_seconds: float,
+    best_epoch: int,
+    epochs_done: int,
+    weights_note: str,
+    command: str | None = None,
+) -> str:
     """Return a Markdown model card: what the model is, how it was made, how well it does, and its limits."""
     per_class = "\n".join(
         f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
@@ -152,8 +162,8 @@ def model_card(
 - **Input**: one face, 48×48 grayscale, float32 in [0, 1] (`emotions.preprocessing.to_model_input`).
 - **Output**: probabilities over {", ".join(metrics["labels"])}.
 - **Data**: `{data_name}` ({sizes}){val_note}.
-- **Training**: {epochs_done} epochs, best at epoch {best_epoch}, {training_seconds / 60:.0f} minutes of training;
-  configuration `{json.dumps(config, sort_keys=True)}`.
+- **Training**: {epochs_done} epochs, best at epoch {best_epoch},
+  {training_seconds / 60:.0f} minutes of training; configuration `{json.dumps(config, sort_keys=True)}`.
 {f"- **Command**: `{command}`" if command else ""}
 
 ## Validation metrics

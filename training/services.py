@@ -31,9 +31,14 @@ def _worker_name() -> str:
 
 @transaction.atomic
 def training_run_create(
-    *, architecture: str, dataset_path: str, config: dict | None = None, name: str = "",
-    run_dir: str = "", enqueue: bool = True,
-) -> TrainingRun:  # fmt: skip
+    *,
+    architecture: str,
+    dataset_path: str,
+    config: dict | None = None,
+    name: str = "",
+    run_dir: str = "",
+    enqueue: bool = True,
+) -> TrainingRun:
     """Validate the options, create a queued run and enqueue it once the transaction commits."""
     from training.trainer import TrainConfig  # light: validates options without building a model
 
@@ -200,11 +205,18 @@ def training_run_execute(
         model = keras.models.load_model(result.model_path)
         metrics = evaluate(model, dataset.val)
         card = model_card(
-            name=_version_name(run), architecture=config.architecture, parameters=model.count_params(),
-            dataset=dataset.describe(), metrics=metrics, config=run.config,
-            training_seconds=result.seconds, best_epoch=result.best_epoch, epochs_done=result.epochs_done,
-            weights_note=result.weights_note, command=command,
-        )  # fmt: skip
+            name=_version_name(run),
+            architecture=config.architecture,
+            parameters=model.count_params(),
+            dataset=dataset.describe(),
+            metrics=metrics,
+            config=run.config,
+            training_seconds=result.seconds,
+            best_epoch=result.best_epoch,
+            epochs_done=result.epochs_done,
+            weights_note=result.weights_note,
+            command=command,
+        )
         run.artifacts = {
             "model": result.model_path.name,
             **write_evaluation(run.folder, metrics=metrics, history=result.history, card=card),
@@ -212,9 +224,12 @@ def training_run_execute(
         run.metrics = metrics
         run.history = result.history
         run.model_version = model_version_register(
-            name=_version_name(run), architecture=config.architecture, path=result.model_path,
-            metrics=metrics, activate=False,
-        )  # fmt: skip
+            name=_version_name(run),
+            architecture=config.architecture,
+            path=result.model_path,
+            metrics=metrics,
+            activate=False,
+        )
         hooks.log(f"registered {run.model_version} with validation accuracy {metrics['accuracy']:.4f}")
         run.progress = 1.0
         return _finish(run, TrainingRun.Status.SUCCEEDED, hooks)

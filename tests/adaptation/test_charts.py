@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adaptation.charts import line_chart_svg
+from fer_site.charts import line_chart_svg
 
 
 def test_it_draws_one_line_per_series_with_a_legend():

@@ -20,9 +20,11 @@ class Command(BaseCommand):
             "--data", required=True, help="A split folder (<class>/*.jpg), a dataset folder, or a CSV."
         )
         parser.add_argument(
-            "--split", default="auto", choices=("auto", "train", "val", "test"),
+            "--split",
+            default="auto",
+            choices=("auto", "train", "val", "test"),
             help="Which split of a dataset folder or CSV (auto: test if present, else val).",
-        )  # fmt: skip
+        )
         parser.add_argument("--json", action="store_true", help="Print one JSON object instead of a report.")
 
     def handle(self, *args, **options) -> None:

@@ -64,9 +64,13 @@ class Command(BaseCommand):
             raise CommandError(f"dataset not found: {options['data']}")
         try:
             run = training_run_create(
-                architecture=options["arch"], dataset_path=options["data"], config=config,
-                name=options["name"], run_dir=options["run_dir"], enqueue=False,
-            )  # fmt: skip
+                architecture=options["arch"],
+                dataset_path=options["data"],
+                config=config,
+                name=options["name"],
+                run_dir=options["run_dir"],
+                enqueue=False,
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         training_run_claim(run_id=run.pk, worker="manage.py train")
@@ -90,9 +94,11 @@ class Command(BaseCommand):
 
         try:
             run = training_run_execute(
-                run_id=run.pk, command=_command_line(),
-                load_progress=load_progress, batch_progress=batch_progress,
-            )  # fmt: skip
+                run_id=run.pk,
+                command=_command_line(),
+                load_progress=load_progress,
+                batch_progress=batch_progress,
+            )
         finally:
             for bar in bars.values():
                 bar.close()

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training.datasets import load_dataset
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("name", ["custom_cnn", "mini_xception", "vgg16", "resnet50v2", "efficientnetb2"])
+def test_each_architecture_builds_and_trains_one_step(name):
+    import keras
+
+    from training.architectures import build_model
+
+    built = build_model(name)
+    model = built.model
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
+    y = keras.utils.to_categorical([0, 3, 4, 6], 7)
+
+    loss = model.train_on_batch(x, y)
+    probabilities = np.asarray(model.predict_on_batch(x))
+
+    assert np.isfinite(loss)
+    assert probabilities.shape == (4, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+    if name in ("vgg16", "resnet50v2", "efficientnetb2"):
+        assert "training from scratch" in built.weights_note  # no weights can be downloaded here
+
+
+def test_it_refuses_an_unknown_architecture():
+    from training.architectures import build_model
+
+    with pytest.raises(ValueError, match="unknown architecture 'lenet'"):
+        build_model("lenet")
+
+
+class CancelAfter:
+    def __init__(self, epochs: int) -> None:
+        self.epochs_seen = 0
+        self.limit = epochs
+
+    def on_epoch_end(self, *, epoch, total_epochs, logs, history):
+        self.epochs_seen = epoch
+
+    def on_batch_end(self, *, epoch, batch, steps):
+        pass
+
+    def should_cancel(self) -> bool:
+        return self.epochs_seen >= self.limit
+
+    def log(self, message):
+        pass
+
+
+def test_a_run_cancelled_mid_way_resumes_from_its_checkpoint(tiny_dataset, tmp_path):
+    from training.trainer import TrainConfig, train
+
+    data = load_dataset(tiny_dataset)
+    config = TrainConfig(architecture="mini_xception", epochs=3, batch_size=2, augment=True)
+    run_dir = tmp_path / "run"
+
+    first = train(config, data, run_dir, CancelAfter(1))
+    state_after_cancel = json.loads((run_dir / "state.json").read_text())
+    second = train(config, data, run_dir)
+
+    assert first.cancelled and state_after_cancel["epochs_done"] == 1
+    assert not second.cancelled
+    assert second.epochs_done == 3
+    assert len(second.history["val_accuracy"]) == 3
+    assert (run_dir / "model.keras").exists() and (run_dir / "best.keras").exists()
+
+
+def test_it_refuses_to_resume_a_folder_with_another_configuration(tiny_dataset, tmp_path):
+    from training.trainer import TrainConfig, train
+
+    data = load_dataset(tiny_dataset)
+    train(TrainConfig(architecture="mini_xception", epochs=1, batch_size=4), data, tmp_path / "run")
+
+    with pytest.raises(ValueError, match="another configuration"):
+        train(TrainConfig(architecture="mini_xception", epochs=2, batch_size=4), data, tmp_path / "run")
+
+
+def test_fine_tuning_unfreezes_a_transfer_backbone_after_the_first_phase(tiny_dataset, tmp_path):
+    import keras
+
+    from training.trainer import TrainConfig, train
+
+    data = load_dataset(tiny_dataset)
+    config = TrainConfig(architecture="vgg16", epochs=1, fine_tune_epochs=1, batch_size=6, augment=False)
+
+    result = train(config, data, tmp_path / "run")
+    model = keras.models.load_model(tmp_path / "run" / "last.keras")
+
+    assert result.epochs_done == 2
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["phase"] == "fine_tune"
+    assert model.get_layer("vgg16").get_layer("vgg16").trainable

@@ -1,0 +1,152 @@
+"""Training runs through a real Celery worker process sharing the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from emotions.models import ModelVersion
+from tests.conftest import REPO
+from tests.training.conftest import make_folder_dataset
+from training.models import TrainingRun
+from training.services import training_run_create, training_runs_recover
+from training.tasks import training_run_task
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    host, port = db["HOST"] or "localhost", db["PORT"] or 5432
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}"
+
+
+def start_worker() -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "ATTUNE_VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "fer_site.settings",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "fer_site",
+            "worker",
+            "-Q",
+            "training,default",
+            "--concurrency",
+            "1",
+            "--loglevel",
+            "INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop(worker: subprocess.Popen, sig=signal.SIGTERM) -> str:
+    if worker.poll() is None:
+        os.killpg(worker.pid, sig)
+    try:
+        output, _ = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        output, _ = worker.communicate()
+    return output
+
+
+def wait_for(predicate, timeout: float, what: str, worker: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited while waiting for {what}:\n{stop(worker)[-4000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}:\n{stop(worker)[-4000:]}")
+
+
+def status(run: TrainingRun) -> str:
+    run.refresh_from_db()
+    return run.status
+
+
+def test_a_run_trains_in_a_real_worker_registers_an_activatable_model_and_ignores_a_second_delivery(tmp_path):
+    data = make_folder_dataset(tmp_path / "fer", per_class=3)
+    run = training_run_create(
+        architecture="mini_xception",
+        dataset_path=str(data),
+        config={"epochs": 2, "batch_size": 6},
+        run_dir=str(tmp_path / "run"),
+    )
+    duplicate = training_run_task.delay(run.pk)  # a redelivery of the same run
+    worker = start_worker()
+    try:
+        wait_for(lambda: status(run) in TrainingRun.FINISHED, 240, "the run to finish", worker)
+        assert duplicate.get(timeout=60) == "ignored"
+    finally:
+        log = stop(worker)
+
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error + log[-3000:]
+    assert run.attempts == 1
+    assert run.epoch == 2 and run.progress == 1.0
+    assert set(run.artifacts) >= {"model", "curves", "confusion_matrix", "evaluation", "model_card"}
+    assert (run.folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    version = run.model_version
+    assert version is not None and not version.is_active
+    version.activate()
+    assert ModelVersion.objects.active() == version
+
+
+def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_the_run_resumes_in_a_new_worker(tmp_path):
+    data = make_folder_dataset(tmp_path / "fer", per_class=3)
+    run = training_run_create(
+        architecture="mini_xception",
+        dataset_path=str(data),
+        config={"epochs": 40, "batch_size": 6},
+        run_dir=str(tmp_path / "run"),
+    )
+    worker = start_worker()
+    wait_for(lambda: (run.refresh_from_db() or run.epoch) >= 2, 240, "two epochs", worker)
+
+    stop(worker, signal.SIGKILL)
+    run.refresh_from_db()
+    killed_at_epoch = run.epoch
+    assert run.status == TrainingRun.Status.RUNNING  # what a dead worker leaves behind...
+    outcome = training_runs_recover(stale_after=timedelta(0))  # ...until recovery notices its silence
+
+    assert outcome["requeued"] == [run.pk]
+    assert status(run) == TrainingRun.Status.QUEUED
+    worker = start_worker()
+    try:
+        wait_for(lambda: status(run) in TrainingRun.FINISHED, 300, "the resumed run to finish", worker)
+    finally:
+        log = stop(worker)
+
+    run.refresh_from_db()
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error + log[-3000:]
+    assert run.attempts == 2
+    assert f"resuming mini_xception after epoch {killed_at_epoch}" in run.log_tail
+    assert len(run.history["val_accuracy"]) == run.epoch
