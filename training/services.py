@@ -287,3 +287,45 @@ def model_export(*, source_dir: Path, target_model: Path) -> list[Path]:
             shutil.copyfile(source_dir / name, target_model.parent / name)
             copies.append(target_model.parent / name)
     return copies
+
+
+def model_package(
+    *, run_dir: Path, data_path: str, target_model: Path, train_command: str = "", note: str = ""
+) -> dict:
+    """Evaluate a run folder's best model on the validation split; write it with its pictures and model card.
+
+    Works on a finished run or on one still training (its best checkpoint so far), so a model can be
+    shipped while a longer run goes on; ``note`` is added to the model card to say so.
+    """
+    import json
+
+    import keras
+
+    from training.datasets import load_dataset
+    from training.evaluation import evaluate, model_card, write_evaluation
+
+    run_dir = Path(run_dir)
+    source = run_dir / "model.keras" if (run_dir / "model.keras").exists() else run_dir / "best.keras"
+    state = json.loads((run_dir / "state.json").read_text())
+    dataset = load_dataset(data_path, cache_dir=Path(settings.TRAINING_ARTIFACTS_DIR) / "cache")
+    model = keras.models.load_model(source, safe_mode=True)
+    metrics = evaluate(model, dataset.val)
+    card = model_card(
+        name=target_model.stem,
+        architecture=state["config"]["architecture"],
+        parameters=model.count_params(),
+        dataset=dataset.describe(),
+        metrics=metrics,
+        config=state["config"],
+        training_seconds=state["seconds"],
+        best_epoch=state["best_epoch"],
+        epochs_done=state["epochs_done"],
+        weights_note=state["weights_note"],
+        command=train_command or None,
+    )
+    if note:
+        card += f"\n## Note\n\n{note}\n"
+    target_model.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target_model)
+    write_evaluation(target_model.parent, metrics=metrics, history=state["history"], card=card)
+    return {"model": str(target_model), "accuracy": metrics["accuracy"], "epochs_done": state["epochs_done"]}
