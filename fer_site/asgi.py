@@ -12,8 +12,19 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from fer_site.request_limits import install_daphne_body_limit  # noqa: E402
 from fer_site.routing import websocket_urlpatterns  # noqa: E402
+
+install_daphne_body_limit(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+if os.environ.get("ATTUNE_PRELOAD_ENGINE") == "1":
+    # Set by `manage.py serve`: import TensorFlow and load the model in the background now,
+    # so the first visitor does not wait for it.
+    from emotions.services import emotion_engine
+
+    emotion_engine()
 
 application = ProtocolTypeRouter(
     {

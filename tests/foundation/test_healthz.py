@@ -69,6 +69,7 @@ def test_it_runs_on_a_real_postgresql(client, postgres_url, fake_emotions):
     assert response.json()["checks"]["database"]["vendor"] == "postgresql"
 
 
+@pytest.mark.django_db
 def test_the_home_page_says_what_attune_is(client):
     response = client.get("/")
 

@@ -8,6 +8,9 @@ from channels.testing import WebsocketCommunicator
 
 from fer_site.asgi import application
 
+# Channels closes old database connections around each message, so consumers need database access.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 async def ping_round_trip(text: str) -> dict:
     communicator = WebsocketCommunicator(application, "/ws/ping/", headers=[(b"origin", b"http://localhost")])

@@ -37,4 +37,5 @@ class Command(BaseCommand):
             argv.append("--proxy-headers")
         argv.append("fer_site.asgi:application")
         sys.stdout.flush()
+        os.environ["ATTUNE_PRELOAD_ENGINE"] = "1"
         os.execv(sys.executable, argv)

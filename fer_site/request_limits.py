@@ -1,0 +1,51 @@
+"""Keep HTTP request bodies in memory and bounded when daphne serves Attune.
+
+Twisted, daphne's HTTP layer, buffers any body of 100 KB or more in a temporary
+file. Images sent to the API are personal data that must never touch a disk, so
+every body stays in memory, and one larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``
+is dropped as it arrives and answered 413. Django's ASGI handler spools to disk
+only above ``FILE_UPLOAD_MAX_MEMORY_SIZE``, which settings keep equal to it.
+"""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+
+TOO_LARGE_BODY = json.dumps(
+    {"error": {"code": "request_too_large", "message": "The request body is too large.", "details": None}}
+).encode()
+
+
+def install_daphne_body_limit(max_bytes: int) -> None:
+    """Patch daphne's request class so bodies stay in memory and are capped at ``max_bytes``."""
+    from daphne.http_protocol import WebRequest
+
+    original_process = getattr(WebRequest, "_attune_original_process", WebRequest.process)
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 (Twisted's name)
+        self.content = BytesIO()
+        self.attune_too_large = length is not None and length > max_bytes
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self.attune_too_large or self.content.tell() + len(data) > max_bytes:
+            self.attune_too_large = True  # keep reading the connection, but nothing more is stored
+            self.content.seek(0)
+            self.content.truncate()
+            return
+        self.content.write(data)
+
+    def process(self) -> None:
+        if getattr(self, "attune_too_large", False):
+            self.setResponseCode(413)
+            self.setHeader(b"Content-Type", b"application/json")
+            self.setHeader(b"Connection", b"close")
+            self.write(TOO_LARGE_BODY)
+            self.finish()
+            return
+        original_process(self)
+
+    WebRequest._attune_original_process = original_process
+    WebRequest.gotLength = gotLength
+    WebRequest.handleContentChunk = handleContentChunk
+    WebRequest.process = process
