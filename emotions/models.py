@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from django.db import models, transaction
 from django.db.models import Q
 
@@ -58,12 +55,3 @@ class ModelVersion(models.Model):
         self.is_active = True
         self.activated_at = timezone.now()
         self.save(update_fields=["is_active", "activated_at"])
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

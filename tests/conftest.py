@@ -13,6 +13,17 @@ FER2013 = SHARED_DATA / "fer2013"
 REQUIRE_SERVICES = os.environ.get("ATTUNE_REQUIRE_SERVICES") == "1"
 
 
+def database_url() -> str:
+    """Return a DATABASE_URL for the database this test uses, for processes the test starts."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    host, port = db["HOST"] or "localhost", db["PORT"] or 5432
+    return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}"
+
+
 def _missing(reason: str) -> None:
     # In CI the services must be there: a skip would hide that the real path went untested.
     if REQUIRE_SERVICES:

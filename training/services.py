@@ -15,7 +15,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from emotions.models import ModelVersion, file_sha256
+from emotions.classifier import file_sha256
+from emotions.models import ModelVersion
 from training.models import TrainingRun
 
 logger = logging.getLogger(__name__)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ import time
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import start_celery_worker, stop_process
 
 PING = """
 import sys
@@ -19,48 +19,8 @@ print(ping.delay(sys.argv[1]).get(timeout=90))
 """
 
 
-def start_worker(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "fer_site",
-            "worker",
-            "-Q",
-            "default,training",
-            "--concurrency",
-            "1",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def stop(worker: subprocess.Popen) -> str:
-    os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        output, _ = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        output, _ = worker.communicate()
-    return output
-
-
 def round_trip(env: dict[str, str], value: str) -> tuple[subprocess.CompletedProcess, str]:
-    worker = start_worker(env)
+    worker = start_celery_worker(env, pool="solo")
     try:
         result = subprocess.run(
             [sys.executable, "-c", PING, value],
@@ -71,7 +31,7 @@ def round_trip(env: dict[str, str], value: str) -> tuple[subprocess.CompletedPro
             timeout=120,
         )
     finally:
-        log = stop(worker)
+        log = stop_process(worker, timeout=20)
     return result, log
 
 

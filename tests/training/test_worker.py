@@ -5,30 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from emotions.models import ModelVersion
-from tests.conftest import REPO
+from tests.conftest import database_url
+from tests.processes import start_celery_worker, stop_process
 from tests.training.conftest import make_folder_dataset
 from training.models import TrainingRun
 from training.services import training_run_create, training_runs_recover
 from training.tasks import training_run_task
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    host, port = db["HOST"] or "localhost", db["PORT"] or 5432
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}"
 
 
 def start_worker() -> subprocess.Popen:
@@ -38,42 +29,7 @@ def start_worker() -> subprocess.Popen:
         "ATTUNE_VAR_DIR": str(settings.VAR_DIR),
         "DJANGO_SETTINGS_MODULE": "fer_site.settings",
     }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "fer_site",
-            "worker",
-            "-Q",
-            "training,default",
-            "--concurrency",
-            "1",
-            "--loglevel",
-            "INFO",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def stop(worker: subprocess.Popen, sig=signal.SIGTERM) -> str:
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-    try:
-        output, _ = worker.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        output, _ = worker.communicate()
-    return output
+    return start_celery_worker(env)
 
 
 def wait_for(predicate, timeout: float, what: str, worker: subprocess.Popen) -> None:
@@ -82,9 +38,9 @@ def wait_for(predicate, timeout: float, what: str, worker: subprocess.Popen) -> 
         if predicate():
             return
         if worker.poll() is not None:
-            pytest.fail(f"the worker exited while waiting for {what}:\n{stop(worker)[-4000:]}")
+            pytest.fail(f"the worker exited while waiting for {what}:\n{stop_process(worker)[-4000:]}")
         time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}:\n{stop(worker)[-4000:]}")
+    pytest.fail(f"timed out waiting for {what}:\n{stop_process(worker)[-4000:]}")
 
 
 def status(run: TrainingRun) -> str:
@@ -106,7 +62,7 @@ def test_a_run_trains_in_a_real_worker_registers_an_activatable_model_and_ignore
         wait_for(lambda: status(run) in TrainingRun.FINISHED, 240, "the run to finish", worker)
         assert duplicate.get(timeout=60) == "ignored"
     finally:
-        log = stop(worker)
+        log = stop_process(worker)
 
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error + log[-3000:]
@@ -131,7 +87,7 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_the_run_resumes_in_a_ne
     worker = start_worker()
     wait_for(lambda: (run.refresh_from_db() or run.epoch) >= 2, 240, "two epochs", worker)
 
-    stop(worker, signal.SIGKILL)
+    stop_process(worker, signal.SIGKILL)
     run.refresh_from_db()
     killed_at_epoch = run.epoch
     assert run.status == TrainingRun.Status.RUNNING  # what a dead worker leaves behind...
@@ -143,7 +99,7 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_the_run_resumes_in_a_ne
     try:
         wait_for(lambda: status(run) in TrainingRun.FINISHED, 300, "the resumed run to finish", worker)
     finally:
-        log = stop(worker)
+        log = stop_process(worker)
 
     run.refresh_from_db()
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error + log[-3000:]
