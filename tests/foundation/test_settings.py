@@ -131,6 +131,8 @@ def test_it_switches_to_redis_and_postgresql_from_urls(tmp_path):
         ({"REDIS_URL": "localhost:6379"}, "must start with redis://"),
         ({"DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL is not a valid database URL"),
         ({"WEBSOCKET_MAX_MESSAGE_SIZE": "12"}, "below the minimum"),
+        ({"LIVE_MAX_FRAME_BYTES": "262144"}, "must be below WEBSOCKET_MAX_MESSAGE_SIZE"),
+        ({"LIVE_MAX_FPS": "0"}, "LIVE_MAX_FPS=0.0 is below the minimum"),
     ],
 )
 def test_it_refuses_to_start_with_a_bad_configuration(env, message, tmp_path):

@@ -1,0 +1,392 @@
+"""The live WebSocket ``/ws/live/``: webcam frames in, expressions and adapted content out.
+
+This is the one place where perception (the emotion engine) meets adaptation
+(the content rules). Binary messages are JPEG or PNG frames; text messages are
+small JSON controls; every message out is JSON with a ``type``. README.md
+("The live WebSocket") documents the protocol for other clients.
+
+Privacy: a frame lives only in memory, in this connection's one-frame slot and
+the pipeline's locals, and is never logged, stored or sent through the channel
+layer. A connection's state (mood tracker, face track, what it was shown) is
+dropped when it closes; only per-minute mood counts and per-item counters,
+which identify no one, outlive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from adaptation.engine import Decision, VisitorState
+from adaptation.services import (
+    CONTENT_GROUP,
+    content_decide,
+    content_event_record,
+    decision_serialize,
+    mood_sample_record,
+    stats_mood,
+)
+from emotions.batcher import BatcherClosed, Overloaded
+from emotions.classifier import ModelUnavailable
+from emotions.decoder import TOO_LARGE, ImageRejected
+from emotions.detector import FaceTrack
+from emotions.live import RateGate, Throttle
+from emotions.mood import MoodState, MoodTracker
+from emotions.services import MODEL_GROUP, emotion_engine, mood_tracker_create
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+# 4000 + HTTP-style codes: autobahn (daphne's WebSocket layer) lets applications send only 1000 and
+# 3000-4999, so the RFC's 1008 "policy violation" would turn into a 1011 server error.
+CLOSE_POLICY_VIOLATION = 4008
+CLOSE_IDLE = 4408
+MAX_CONTROL_BYTES = 4096
+CONTROLS_PER_S = 10.0
+FLOOD_WINDOW_S = 10.0
+WARNING_INTERVAL_S = 1.0
+# While a cool-down holds content for an older mood, the decision is asked again this often.
+DECISION_RETRY_S = 1.0
+# Clicks may name a decision shown a moment ago, not only the current one.
+RECENT_DECISIONS = 8
+
+# Open sessions of this process. Weak: it never keeps a closed connection's state alive.
+LIVE_SESSIONS: weakref.WeakSet[LiveSession] = weakref.WeakSet()
+
+
+@dataclass(eq=False)
+class LiveSession:
+    """Everything Attune holds about one connection, in memory only."""
+
+    tracker: MoodTracker
+    track: FaceTrack
+    frames: RateGate
+    controls: RateGate
+    # Random per connection: lets each impression and click count once, identifies no one.
+    visitor_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    visitor: VisitorState = field(default_factory=VisitorState)
+    warnings: Throttle = field(default_factory=lambda: Throttle(WARNING_INTERVAL_S))
+    paused: bool = False
+    pending: bytes | None = None  # the newest frame, waiting while another is analysed
+    mood: str | None = None  # None until the first frame: "no camera reading"
+    confidence: float = 0.0
+    shown: Decision | None = None
+    decided_at: float = 0.0
+    recent: OrderedDict[str, str] = field(default_factory=OrderedDict)  # decision id → its stats mood
+    last_message_at: float = field(default_factory=time.monotonic)
+    frames_analysed: int = 0
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    session: LiveSession | None = None
+    closing = False
+    worker: asyncio.Task | None = None  # analyses the waiting frame
+    watchdog: asyncio.Task | None = None  # closes the connection when it falls silent
+
+    async def connect(self) -> None:
+        self.decide_lock = asyncio.Lock()
+        self.fps = settings.LIVE_MAX_FPS
+        self.max_frame_bytes = settings.LIVE_MAX_FRAME_BYTES
+        self.idle_timeout_s = settings.LIVE_IDLE_TIMEOUT_S
+        model_version = _engine_start()
+        flood_drops = settings.LIVE_FLOOD_DROPS
+        self.session = LiveSession(
+            tracker=mood_tracker_create(),
+            track=FaceTrack(),
+            frames=RateGate(self.fps, burst=max(2.0, self.fps), flood_drops=flood_drops),
+            controls=RateGate(CONTROLS_PER_S, burst=2 * CONTROLS_PER_S, flood_drops=flood_drops),
+        )
+        LIVE_SESSIONS.add(self.session)
+        await self.accept()
+        for group in (CONTENT_GROUP, MODEL_GROUP):
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.send_message(
+            "ready",
+            protocol=PROTOCOL_VERSION,
+            max_frame_bytes=self.max_frame_bytes,
+            max_fps=self.fps,
+            idle_timeout_s=self.idle_timeout_s,
+            model_version=model_version,
+        )
+        await self.content_update()
+        self.watchdog = asyncio.create_task(self.close_when_idle())
+
+    async def disconnect(self, code: int) -> None:
+        for task in (self.worker, self.watchdog):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        for group in (CONTENT_GROUP, MODEL_GROUP):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        session, self.session = self.session, None
+        if session is not None:
+            logger.debug("live session closed (%s) after %d frames", code, session.frames_analysed)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        session = self.session
+        if session is None or self.closing:
+            return
+        session.last_message_at = time.monotonic()
+        if bytes_data is not None:
+            await self.frame_receive(session, bytes_data)
+        elif text_data is not None:
+            await self.control_receive(session, text_data)
+
+    # --- Frames ---------------------------------------------------------------
+
+    async def frame_receive(self, session: LiveSession, data: bytes) -> None:
+        if not session.frames.admit():
+            message = f"More than {self.fps:g} frames per second: a frame was dropped."
+            await self.dropped(session, session.frames, "rate_limited", message)
+            return
+        if len(data) > self.max_frame_bytes:
+            await self.send_error(
+                TOO_LARGE, f"{len(data)} bytes is more than the limit of {self.max_frame_bytes} per frame."
+            )
+            return
+        if session.paused:
+            await self.warn(session, "paused", 'Analysis is paused; send {"type": "resume"} to go on.')
+            return
+        if session.pending is not None:
+            await self.warn(
+                session, "frame_replaced", "A newer frame replaced one waiting for analysis (one at a time)."
+            )
+        session.pending = data
+        if self.worker is None:
+            self.worker = asyncio.create_task(self.frames_analyse())
+
+    async def frames_analyse(self) -> None:
+        """Analyse the newest waiting frame until none is left; frames that arrive meanwhile replace it."""
+        try:
+            while (session := self.session) is not None and session.pending is not None:
+                frame, session.pending = session.pending, None
+                try:
+                    await self.frame_analyse(session, frame)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # The traceback names no frame data: the decoder turns bad bytes into ImageRejected.
+                    logger.exception("live frame analysis failed")
+                    await self.send_error("internal_error", "This frame could not be analysed.")
+                del frame
+        finally:
+            self.worker = None
+
+    async def frame_analyse(self, session: LiveSession, frame: bytes) -> None:
+        try:
+            engine = emotion_engine()
+        except Exception as exc:  # e.g. a bad EMOTIONS_BACKEND: logged once per frame, visitor told
+            logger.error("the emotion engine could not start: %s", exc)
+            await self.send_error("model_unavailable", "No expression model can be served now.")
+            return
+        try:
+            result = await engine.pipeline.analyze(frame, session.tracker, track=session.track)
+        except ImageRejected as rejected:
+            await self.send_error(rejected.code, rejected.message)
+            return
+        except (Overloaded, BatcherClosed):
+            await self.send_error("overloaded", "The server is busy: this frame was skipped.")
+            return
+        except ModelUnavailable as exc:
+            await self.send_error("model_unavailable", f"No expression model can be served now: {exc}")
+            return
+        session.frames_analysed += 1
+        mood = result.mood
+        assert mood is not None  # a tracker was given
+        await self.send_message(
+            "emotion",
+            faces=[face.as_dict() for face in result.faces],
+            width=result.width,
+            height=result.height,
+            mood=mood.mood,
+            confidence=round(mood.confidence, 4),
+            mood_changed=mood.changed,
+            model_version=result.model_version,
+            timings_ms=result.timings_ms,
+        )
+        await self.mood_follow(session, mood)
+
+    async def mood_follow(self, session: LiveSession, mood: MoodState) -> None:
+        session.mood, session.confidence = mood.mood, mood.confidence
+        if mood.changed:
+            await database_sync_to_async(mood_sample_record)(mood=mood.mood)
+            await self.content_update()
+        elif (
+            session.shown is not None
+            and session.shown.mood != mood.mood
+            and time.monotonic() - session.decided_at >= DECISION_RETRY_S
+        ):
+            # A cool-down kept the content of an earlier mood; it may have run out by now.
+            await self.content_update()
+
+    async def dropped(self, session: LiveSession, gate: RateGate, code: str, message: str) -> None:
+        """Warn about a message dropped by ``gate`` (once a second); close the connection on a flood."""
+        if gate.flooded:
+            await self.send_error("flood", "Too many messages over the limit: closing the connection.")
+            await self.close_with(CLOSE_POLICY_VIOLATION)
+            return
+        await self.warn(session, code, message)
+
+    # --- Content --------------------------------------------------------------
+
+    async def content_update(self, *, forget: bool = False) -> None:
+        """Decide what to show for the current mood; send it if it differs from what is shown."""
+        async with self.decide_lock:
+            session = self.session
+            if session is None:
+                return
+            if forget:
+                session.visitor.current_forget()
+            try:
+                decision = await database_sync_to_async(content_show)(
+                    visitor=session.visitor,
+                    visitor_key=session.visitor_key,
+                    mood=session.mood,
+                    confidence=session.confidence,
+                    shown_id=session.shown.decision_id if session.shown else None,
+                )
+            except Exception:
+                logger.exception("live content decision failed")
+                await self.warn(session, "content_unavailable", "Content could not be chosen; retrying.")
+                return
+            session.decided_at = time.monotonic()
+            unchanged = session.shown is not None and decision.decision_id == session.shown.decision_id
+            session.shown = decision
+            if unchanged:
+                return
+            session.recent[decision.decision_id] = stats_mood(decision.mood)
+            while len(session.recent) > RECENT_DECISIONS:
+                session.recent.popitem(last=False)
+            await self.send_message("content", **decision_serialize(decision))
+
+    async def content_changed(self, event: dict[str, Any]) -> None:
+        """Operators changed rules, themes or items: decide again, ignoring the cool-down."""
+        await self.content_update(forget=True)
+
+    async def model_changed(self, event: dict[str, Any]) -> None:
+        """Another model is served now: tell the page."""
+        await self.send_message("model", version=str(event.get("version", "")))
+
+    # --- Controls -------------------------------------------------------------
+
+    async def control_receive(self, session: LiveSession, text: str) -> None:
+        if not session.controls.admit():
+            message = f"More than {CONTROLS_PER_S:g} control messages per second: one was dropped."
+            await self.dropped(session, session.controls, "controls_limited", message)
+            return
+        if len(text) > MAX_CONTROL_BYTES:
+            await self.send_error(TOO_LARGE, f"Control messages are at most {MAX_CONTROL_BYTES} bytes.")
+            return
+        try:
+            message = json.loads(text)
+        except ValueError:
+            await self.send_error("invalid_json", "Text messages must be JSON objects.")
+            return
+        kind = message.get("type") if isinstance(message, dict) else None
+        if not isinstance(kind, str):
+            await self.send_error("invalid_message", 'Each message must be a JSON object with a "type".')
+            return
+        if kind == "pause":
+            session.paused, session.pending = True, None
+            await self.send_message("paused")
+        elif kind == "resume":
+            session.paused = False
+            await self.send_message("resumed")
+        elif kind == "ping":
+            await self.send_message("pong")
+        elif kind == "click":
+            await self.click_record(session, message)
+        else:
+            await self.send_error(
+                "unknown_type", f"Unknown message type {kind[:40]!r}: expected pause, resume, ping or click."
+            )
+
+    async def click_record(self, session: LiveSession, message: dict[str, Any]) -> None:
+        item_id, decision_id = message.get("item_id"), message.get("decision_id")
+        mood = session.recent.get(decision_id) if isinstance(decision_id, str) else None
+        if mood is None:
+            await self.send_error("invalid_click", "The click names no decision shown on this connection.")
+            return
+        try:
+            await database_sync_to_async(content_event_record)(
+                kind="click",
+                item_id=item_id,
+                mood=mood,
+                visitor_key=session.visitor_key,
+                decision_id=decision_id,
+            )
+        except ValidationError as error:
+            await self.send_error("invalid_click", " ".join(error.messages))
+
+    # --- Plumbing -------------------------------------------------------------
+
+    async def close_when_idle(self) -> None:
+        while (session := self.session) is not None:
+            left = session.last_message_at + self.idle_timeout_s - time.monotonic()
+            if left <= 0:
+                idle = f"Nothing arrived for {self.idle_timeout_s:g} s: closing."
+                await self.send_error("idle_timeout", idle)
+                await self.close_with(CLOSE_IDLE)
+                return
+            await asyncio.sleep(left)
+
+    async def close_with(self, code: int) -> None:
+        self.closing = True
+        if self.session is not None:
+            self.session.pending = None
+        await self.close(code=code)
+
+    async def warn(self, session: LiveSession, code: str, message: str) -> None:
+        if session.warnings.ready(code):
+            await self.send_message("warning", code=code, message=message)
+
+    async def send_error(self, code: str, message: str) -> None:
+        await self.send_message("error", code=code, message=message)
+
+    async def send_message(self, kind: str, **fields: Any) -> None:
+        if self.closing:
+            return
+        payload = {"type": kind, **fields, "server_time_ms": int(time.time() * 1000)}
+        await self.send(text_data=json.dumps(payload, separators=(",", ":")))
+
+
+def content_show(
+    *, visitor: VisitorState, visitor_key: str, mood: str | None, confidence: float, shown_id: str | None
+) -> Decision:
+    """Return the decision for ``mood``; when it is new, count an impression of each of its items."""
+    decision = content_decide(mood=mood, confidence=confidence, visitor_state=visitor)
+    if decision.decision_id == shown_id:
+        return decision
+    for item_id in decision.item_ids:
+        visitor.impression_add(item_id)
+        try:
+            content_event_record(
+                kind="impression",
+                item_id=item_id,
+                mood=stats_mood(decision.mood),
+                visitor_key=visitor_key,
+                decision_id=decision.decision_id,
+            )
+        except ValidationError as error:  # e.g. the item was deleted a moment ago
+            logger.info("impression of item %s not counted: %s", item_id, " ".join(error.messages))
+    return decision
+
+
+def _engine_start() -> str:
+    """Build this process's engine now, so the model loads before the first frame; return its version."""
+    try:
+        return emotion_engine().pipeline.model_version
+    except Exception:  # frames will report model_unavailable; the page still gets content
+        logger.exception("the emotion engine could not start")
+        return "none"
