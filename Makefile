@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev run test lint format bench clean
+.PHONY: install install-dev run test lint format bench bench-live clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Attune needs Python 3.11 or newer (set PYTHON=python3.11)" if sys.version_info < (3, 11) else 0)'
@@ -42,6 +42,13 @@ format: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/emotion_engine.py
+
+# Starts daphne (`manage.py serve`, the default model) on a free port and loads /ws/live/ with
+# BENCH_ARGS; e.g. make bench-live BENCH_ARGS="--find-max --clients 10 --seconds 30".
+BENCH_ARGS ?= --clients 20 --fps 5 --seconds 60
+bench-live: install-dev
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python bench/live_load.py --serve $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

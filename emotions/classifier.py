@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,38 @@ def file_sha256(path: str | Path) -> str:
     """Return the hex SHA-256 of a file."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+KERAS_ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")
+
+
+def keras_file_problem(path: str | Path, *, sha256: str | None = None) -> str | None:
+    """Return why the ``.keras`` file at ``path`` cannot be served (altered, corrupt), or None.
+
+    Imports no TensorFlow: it checks the recorded SHA-256 and the zip archive, not the model in it.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        return f"{path.name} is not a .keras file"
+    if not path.is_file():
+        return f"{path.name} does not exist"
+    if sha256:
+        actual = file_sha256(path)
+        if actual != sha256.lower():
+            return f"{path.name} has SHA-256 {actual}, but the registry records {sha256}"
+    # A .keras file is a zip archive; testzip() checks every member's CRC, so damage anywhere shows.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        return f"{path.name} is not a readable Keras archive ({exc})"
+    if damaged is not None:
+        return f"{path.name} is corrupt: its member {damaged} fails its checksum"
+    missing = [name for name in KERAS_ARCHIVE_MEMBERS if name not in names]
+    if missing:
+        return f"{path.name} is not a Keras model archive: it lacks {', '.join(missing)}"
+    return None
 
 
 def check_faces(faces: np.ndarray) -> np.ndarray:

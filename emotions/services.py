@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.signals import setting_changed
@@ -25,7 +27,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from emotions.batcher import MicroBatcher
-from emotions.classifier import HotSwapClassifier, ModelSpec
+from emotions.classifier import HotSwapClassifier, ModelSpec, keras_file_problem
 from emotions.detector import HaarFaceDetector
 from emotions.models import ModelVersion
 from emotions.mood import MoodTracker
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_CHECK_INTERVAL_S = 2.0
 DEFAULT_VERSION = "default"
+# Live pages listen here for "model.changed" (``{"type": "model.changed", "version": name}``).
+MODEL_GROUP = "emotions.model"
 
 
 @dataclass
@@ -191,11 +195,26 @@ def model_version_path(version: ModelVersion) -> Path:
 
 def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     """Make ``version`` the served model: this process switches on commit, the others within seconds."""
-    if not model_version_path(version).is_file():
+    path = model_version_path(version)
+    if not path.is_file():
         raise ValidationError(f"The model file of {version.name} is missing, so it cannot be served.")
+    # Refused here, the registry keeps naming the model that serves now; every process would otherwise
+    # try the bad file, and one that starts afresh would have no model at all.
+    problem = keras_file_problem(path, sha256=version.sha256 or None)
+    if problem is not None:
+        raise ValidationError(f"{version.name} cannot be served: {problem}.")
     version.activate()
     transaction.on_commit(lambda: emotion_engine_reload(wait=False))
+    transaction.on_commit(lambda: model_changed_broadcast(version=version.name), robust=True)
     return version
+
+
+def model_changed_broadcast(*, version: str) -> None:
+    """Tell every connected live page which model is served now."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    async_to_sync(layer.group_send)(MODEL_GROUP, {"type": "model.changed", "version": version})
 
 
 @receiver(setting_changed)

@@ -138,7 +138,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "attune:channels:"},
+            "CONFIG": {
+                # channels_redis blocks 5 s in BZPOPMIN; redis-py 8 also times reads out after 5 s by
+                # default, so a busy server's receive would fail and drop the visitor's socket (1011).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+                "prefix": "attune:channels:",
+            },
         }
     }
     CACHES = {
@@ -226,6 +231,10 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler
 # --- WebSocket ---
 # Passed to daphne as --websocket-max-message-size by `manage.py serve`.
 WEBSOCKET_MAX_MESSAGE_SIZE = env_int("WEBSOCKET_MAX_MESSAGE_SIZE", 256 * 1024, min_value=1024)
+# Passed as --ping-interval / --ping-timeout: daphne pings a connection idle this long and drops it when
+# no pong comes back in time, so a client that never reads its socket cannot pin the server's buffers.
+WEBSOCKET_PING_INTERVAL_S = env_int("WEBSOCKET_PING_INTERVAL_S", 20, min_value=1)
+WEBSOCKET_PING_TIMEOUT_S = env_int("WEBSOCKET_PING_TIMEOUT_S", 30, min_value=1)
 
 # --- Production hardening; `manage.py check --deploy` is clean with these defaults. ---
 if not DEBUG:
@@ -270,6 +279,26 @@ EMOTIONS_MOOD_MARGIN = env_float("EMOTIONS_MOOD_MARGIN", 0.1, min_value=0.0, max
 EMOTIONS_MOOD_DWELL_S = env_float("EMOTIONS_MOOD_DWELL_S", 1.0, min_value=0.0)
 EMOTIONS_MOOD_MIN_CONFIDENCE = env_float("EMOTIONS_MOOD_MIN_CONFIDENCE", 0.4, min_value=0.0, max_value=1.0)
 EMOTIONS_MOOD_NO_FACE_S = env_float("EMOTIONS_MOOD_NO_FACE_S", 2.0, min_value=0.0)
+
+# --- Attune: the live page and its WebSocket /ws/live/ ---
+# Larger frames get an error and the connection stays; daphne closes (1009) above
+# WEBSOCKET_MAX_MESSAGE_SIZE, so this must stay below it for that error to be reachable.
+LIVE_MAX_FRAME_BYTES = env_int("LIVE_MAX_FRAME_BYTES", 128 * 1024, min_value=1024)
+if LIVE_MAX_FRAME_BYTES >= WEBSOCKET_MAX_MESSAGE_SIZE:
+    raise ImproperlyConfigured(
+        f"LIVE_MAX_FRAME_BYTES={LIVE_MAX_FRAME_BYTES} must be below "
+        f"WEBSOCKET_MAX_MESSAGE_SIZE={WEBSOCKET_MAX_MESSAGE_SIZE}."
+    )
+# Frames per second the server analyses per connection; the page sends at most this many.
+LIVE_MAX_FPS = env_float("LIVE_MAX_FPS", 5.0, min_value=0.5, max_value=60.0)
+# Messages over the cap dropped within 10 s before the connection is closed (1008, policy violation).
+LIVE_FLOOD_DROPS = env_int("LIVE_FLOOD_DROPS", 25, min_value=1)
+# A connection that sends nothing (no frame, no ping) for this long is closed (4408).
+LIVE_IDLE_TIMEOUT_S = env_float("LIVE_IDLE_TIMEOUT_S", 120.0, min_value=5.0)
+# What the page draws each frame at and how it compresses it.
+LIVE_FRAME_WIDTH = env_int("LIVE_FRAME_WIDTH", 320, min_value=64, max_value=1920)
+LIVE_FRAME_HEIGHT = env_int("LIVE_FRAME_HEIGHT", 240, min_value=48, max_value=1080)
+LIVE_JPEG_QUALITY = env_float("LIVE_JPEG_QUALITY", 0.7, min_value=0.1, max_value=1.0)
 
 # --- Attune: training ---
 TRAINING_ARTIFACTS_DIR = Path(env_str("TRAINING_ARTIFACTS_DIR", str(VAR_DIR / "training")))

@@ -8,6 +8,7 @@ import pytest
 
 from emotions import services as emotion_services
 from emotions.models import ModelVersion
+from tests.conftest import model_archive_write
 from training import tasks
 from training.models import TrainingRun
 
@@ -21,18 +22,17 @@ pytestmark = pytest.mark.django_db
 def versions(settings, tmp_path) -> tuple[ModelVersion, ModelVersion]:
     """Two registered versions with model files; the first is active."""
     settings.TRAINING_ARTIFACTS_DIR = tmp_path
-    for name in ("old.keras", "new.keras"):
-        (tmp_path / name).write_bytes(b"model")
+    sha256 = {name: model_archive_write(tmp_path / f"{name}.keras") for name in ("old", "new")}
     old = ModelVersion.objects.create(
         name="old",
         architecture="mini_xception",
         file_path="old.keras",
-        sha256="0" * 64,
+        sha256=sha256["old"],
         metrics={"accuracy": 0.61},
     )
     old.activate()
     new = ModelVersion.objects.create(
-        name="new", architecture="mini_xception", file_path=str(tmp_path / "new.keras"), sha256="1" * 64
+        name="new", architecture="mini_xception", file_path=str(tmp_path / "new.keras"), sha256=sha256["new"]
     )
     return old, new
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from emotions.models import ModelVersion
+from tests.conftest import model_archive_write
 
 CHANGELIST = "admin:emotions_modelversion_changelist"
 
@@ -16,10 +17,9 @@ def artifacts(settings, tmp_path):
 
 
 def version(name: str, *, with_file: bool = True, **fields) -> ModelVersion:
-    if with_file:
-        (settings.TRAINING_ARTIFACTS_DIR / f"{name}.keras").write_bytes(b"PK")
+    sha256 = model_archive_write(settings.TRAINING_ARTIFACTS_DIR / f"{name}.keras") if with_file else "0" * 64
     return ModelVersion.objects.create(
-        name=name, architecture="mini_xception", file_path=f"{name}.keras", sha256="0" * 64, **fields
+        name=name, architecture="mini_xception", file_path=f"{name}.keras", sha256=sha256, **fields
     )
 
 

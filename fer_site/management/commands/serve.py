@@ -32,6 +32,10 @@ class Command(BaseCommand):
             str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
             "--websocket-max-frame-size",
             str(settings.WEBSOCKET_MAX_MESSAGE_SIZE),
+            "--ping-interval",
+            str(settings.WEBSOCKET_PING_INTERVAL_S),
+            "--ping-timeout",
+            str(settings.WEBSOCKET_PING_TIMEOUT_S),
         ]
         if options["proxy_headers"]:
             argv.append("--proxy-headers")

@@ -1,0 +1,435 @@
+"""Load the live WebSocket with many simulated visitors and measure each frame's round trip.
+
+    python bench/live_load.py --url ws://127.0.0.1:8000/ws/live/ --clients 20 --fps 5 --seconds 60 [--json]
+    python bench/live_load.py --serve --clients 20 --fps 5 --seconds 60      # starts `manage.py serve` itself
+    python bench/live_load.py --serve --find-max --clients 10 --step 10 --seconds 30
+
+Each client behaves like the live page: it connects with an ``Origin`` the site
+accepts, reads ``ready`` and ``content``, then sends real 320×240 JPEG frames
+(``skimage.data.astronaut()`` at quality 70, shifted by a few pixels each time)
+at most ``--fps`` a second, and only once the previous frame was answered (at
+most one in flight). A tick that finds the previous frame still unanswered is
+skipped and counted as dropped, as the page would skip it.
+
+Reports the per-frame round trip (send → ``emotion``) p50, p95 and p99, the
+p95 per 10-second window (flat windows mean no backlog builds up), frames sent,
+answered and dropped, errors by kind, the server's warnings (``rate_limited``,
+``frame_replaced``) and the server process's memory (RSS) and CPU time before
+and after. The server is the process given by ``--server-pid``, else the one
+listening on the URL's port (found with psutil), else the one ``--serve`` started.
+
+``--find-max`` runs ``--clients``, then ``--step`` more, and so on, until the
+p95 exceeds ``--target-p95-ms`` or a run has errors, and reports the largest N
+that held. The frames and the page's behaviour come from the README ("The live
+WebSocket"); nothing here imports Django.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+import psutil
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET_P95_MS = 150.0
+WINDOW_S = 10.0
+FRAME_SIZE = (320, 240)
+JPEG_QUALITY = 70
+
+
+def make_frames(count: int = 16, seed: int = 0) -> list[bytes]:
+    """Return ``count`` 320×240 JPEG frames (quality 70) of the astronaut, each shifted by a few pixels."""
+    from skimage import data
+
+    astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)[:384]  # 4:3, the face in the upper half
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(count):
+        dx, dy = rng.integers(-8, 9, size=2)
+        shift = np.float32([[1, 0, dx], [0, 1, dy]])
+        moved = cv2.warpAffine(astronaut, shift, (512, 384), borderMode=cv2.BORDER_REPLICATE)
+        small = cv2.resize(moved, FRAME_SIZE, interpolation=cv2.INTER_AREA)
+        ok, buffer = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        assert ok
+        frames.append(buffer.tobytes())
+    return frames
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Return the ``q``-th percentile (0–100) of ``values`` by linear interpolation, None if empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class ClientStats:
+    sent: int = 0
+    answered: int = 0  # an "emotion" for the frame in flight
+    refused: int = 0  # an "error" for the frame in flight (overloaded, model_unavailable, ...)
+    dropped: int = 0  # ticks skipped because the previous frame was not answered yet
+    unanswered: int = 0  # frames still in flight when the run ended
+    rtts: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, round trip ms)
+    errors: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class LiveClient:
+    """One simulated visitor: at most one frame in flight, at most ``fps`` frames a second."""
+
+    def __init__(self, url: str, origin: str, frames: list[bytes], fps: float, seed: int) -> None:
+        self.url = url
+        self.origin = origin
+        self.frames = frames
+        self.period = 1.0 / fps
+        self.random = random.Random(seed)
+        self.stats = ClientStats()
+        self.ws = None
+        self._in_flight: float | None = None  # perf_counter() when the unanswered frame was sent
+        self._answered = asyncio.Event()
+        self._start = 0.0
+
+    async def open(self) -> None:
+        """Connect and read ``ready`` and the first ``content``."""
+        self.ws = await connect(self.url, origin=self.origin, open_timeout=60, max_size=2**22)
+        seen = set()
+        async with asyncio.timeout(60):
+            while not {"ready", "content"} <= seen:
+                seen.add(json.loads(await self.ws.recv()).get("type"))
+
+    async def run(self, start: float, seconds: float) -> ClientStats:
+        """Send frames from ``start`` (a perf_counter time) for ``seconds``; return what happened."""
+        self._start = start
+        reader = asyncio.create_task(self._read())
+        try:
+            await self._send_loop(start, seconds)
+            if self._in_flight is not None:  # give the last frame a fair chance to be answered
+                try:
+                    async with asyncio.timeout(5):
+                        await self._answered.wait()
+                except TimeoutError:
+                    pass
+            if self._in_flight is not None:
+                self.stats.unanswered += 1
+        except ConnectionClosed as closed:
+            self.stats.error(f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}")
+        finally:
+            reader.cancel()
+            await self.ws.close()
+        return self.stats
+
+    async def _send_loop(self, start: float, seconds: float) -> None:
+        # Visitors are not synchronised: each starts at its own phase within the first period.
+        tick = start + self.random.uniform(0, self.period)
+        end = start + seconds
+        while tick < end:
+            await asyncio.sleep(max(0.0, tick - time.perf_counter()))
+            if self.ws.state.name != "OPEN":
+                self.stats.error("connection lost")
+                return
+            if self._in_flight is not None:
+                self.stats.dropped += 1
+            else:
+                frame = self.frames[self.stats.sent % len(self.frames)]
+                self._answered.clear()
+                self._in_flight = time.perf_counter()
+                self.stats.sent += 1
+                await self.ws.send(frame)
+            tick += self.period
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind in ("emotion", "error") and self._in_flight is not None:
+                    now = time.perf_counter()
+                    if kind == "emotion":
+                        self.stats.answered += 1
+                        self.stats.rtts.append(
+                            (self._in_flight - self._start, (now - self._in_flight) * 1000)
+                        )
+                    else:
+                        self.stats.refused += 1
+                        self.stats.error(f"error {message.get('code')}")
+                    self._in_flight = None
+                    self._answered.set()
+                elif kind == "error":
+                    self.stats.error(f"error {message.get('code')}")
+                elif kind == "warning":
+                    code = message.get("code", "?")
+                    self.stats.warnings[code] = self.stats.warnings.get(code, 0) + 1
+        except ConnectionClosed as closed:
+            if closed.rcvd is None or closed.rcvd.code != 1000:
+                self.stats.error(f"closed {closed.rcvd.code if closed.rcvd else 'abnormally'}")
+
+
+def server_process(url: str, pid: int | None) -> psutil.Process | None:
+    """Return the server process: ``pid``, else the one listening on the URL's port (None if not found)."""
+    if pid:
+        return psutil.Process(pid)
+    port = urlsplit(url).port or 80
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                return psutil.Process(conn.pid)
+    except psutil.AccessDenied:
+        pass
+    return None
+
+
+def process_sample(process: psutil.Process | None) -> dict | None:
+    if process is None:
+        return None
+    try:
+        with process.oneshot():
+            cpu = process.cpu_times()
+            return {"rss_mb": round(process.memory_info().rss / 2**20, 1), "cpu_s": cpu.user + cpu.system}
+    except psutil.Error:
+        return None
+
+
+async def warm_up(url: str, origin: str, frame: bytes, timeout_s: float = 300) -> float:
+    """Send one frame and wait for its ``emotion`` (the server may still be loading its model); return s."""
+    started = time.perf_counter()
+    async with connect(url, origin=origin, open_timeout=60) as ws:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                await ws.send(frame)
+                while (message := json.loads(await ws.recv())).get("type") not in ("emotion", "error"):
+                    pass
+                if message["type"] == "emotion":
+                    return time.perf_counter() - started
+                await asyncio.sleep(1)  # model_unavailable while it loads: try again
+
+
+async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], server) -> dict:
+    """Run ``clients`` visitors for ``args.seconds`` and return the report."""
+    visitors = [LiveClient(args.url, args.origin, frames, args.fps, seed=i) for i in range(clients)]
+    opened = await asyncio.gather(*(visitor.open() for visitor in visitors), return_exceptions=True)
+    connect_errors = [repr(result) for result in opened if isinstance(result, BaseException)]
+    running = [visitor for visitor, result in zip(visitors, opened, strict=True) if result is None]
+
+    before = process_sample(server)
+    load_before = os.getloadavg()
+    start = time.perf_counter() + 0.5
+    results = await asyncio.gather(*(visitor.run(start, args.seconds) for visitor in running))
+    wall = time.perf_counter() - start
+    after = process_sample(server)
+
+    rtts = [rtt for stats in results for rtt in stats.rtts]
+    times = [rtt for _, rtt in rtts]
+    errors: dict[str, int] = {}
+    warnings: dict[str, int] = {}
+    for stats in results:
+        for kind, count in stats.errors.items():
+            errors[kind] = errors.get(kind, 0) + count
+        for kind, count in stats.warnings.items():
+            warnings[kind] = warnings.get(kind, 0) + count
+    if connect_errors:
+        errors["connect failed"] = len(connect_errors)
+    windows = []
+    for low in np.arange(0, args.seconds, WINDOW_S):
+        inside = [rtt for at, rtt in rtts if low <= at < low + WINDOW_S]
+        windows.append({"from_s": float(low), "frames": len(inside), "p95_ms": _ms(percentile(inside, 95))})
+    sent = sum(stats.sent for stats in results)
+    p95 = percentile(times, 95)
+    report = {
+        "clients": clients,
+        "fps": args.fps,
+        "seconds": args.seconds,
+        "rtt_ms": {
+            "p50": _ms(percentile(times, 50)),
+            "p95": _ms(p95),
+            "p99": _ms(percentile(times, 99)),
+            "max": _ms(max(times, default=None)),
+        },
+        "frames": {
+            "sent": sent,
+            "answered": sum(stats.answered for stats in results),
+            "refused": sum(stats.refused for stats in results),
+            "dropped": sum(stats.dropped for stats in results),
+            "unanswered": sum(stats.unanswered for stats in results),
+            "answered_per_s": round(sum(stats.answered for stats in results) / wall, 1),
+        },
+        "p95_ms_per_window": windows,
+        "errors": errors,
+        "server_warnings": warnings,
+        "server": None,
+        "load_average": {"before": [round(x, 2) for x in load_before], "after": _load()},
+    }
+    if before and after:
+        report["server"] = {
+            "pid": server.pid,
+            "rss_mb_before": before["rss_mb"],
+            "rss_mb_after": after["rss_mb"],
+            "cpu_cores_used": round((after["cpu_s"] - before["cpu_s"]) / wall, 2),
+        }
+    report["holds"] = not errors and p95 is not None and p95 <= args.target_p95_ms
+    if connect_errors:
+        report["connect_errors"] = connect_errors[:5]
+    return report
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def serve(port: int) -> subprocess.Popen:
+    """Migrate and start ``manage.py serve`` (daphne, the real default model unless configured otherwise)."""
+    python = sys.executable
+    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, check=True)
+    process = subprocess.Popen(
+        [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else None,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("the server exited while starting")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                return process
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    sys.exit("the server did not answer within 120 s")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def print_table(reports: list[dict], args: argparse.Namespace) -> None:
+    print(f"live WebSocket load: {args.url}, {args.fps:g} fps per client, {args.seconds:g} s per run")
+    print("clients  p50 ms  p95 ms  p99 ms  sent   answered  dropped  errors  RSS MB before→after  cores")
+    for r in reports:
+        server = r["server"] or {}
+        rss = f"{server.get('rss_mb_before', '?')}→{server.get('rss_mb_after', '?')}"
+        print(
+            f"{r['clients']:>7}  {r['rtt_ms']['p50'] or '-':>6}  {r['rtt_ms']['p95'] or '-':>6}  "
+            f"{r['rtt_ms']['p99'] or '-':>6}  {r['frames']['sent']:>5}  {r['frames']['answered']:>8}  "
+            f"{r['frames']['dropped']:>7}  {sum(r['errors'].values()):>6}  {rss:>20}  "
+            f"{server.get('cpu_cores_used', '-'):>5}"
+        )
+        windows = " ".join(str(w["p95_ms"]) for w in r["p95_ms_per_window"])
+        print(f"         p95 per {WINDOW_S:g} s window: {windows}")
+        if r["errors"] or r["server_warnings"]:
+            print(f"         errors: {r['errors']}  server warnings: {r['server_warnings']}")
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    frames = make_frames()
+    process = None
+    if args.serve:
+        port = free_port()
+        args.url = f"ws://127.0.0.1:{port}/ws/live/"
+        args.origin = f"http://127.0.0.1:{port}"
+        process = serve(port)
+    try:
+        server = psutil.Process(process.pid) if process else server_process(args.url, args.server_pid)
+        warm_up_s = await warm_up(args.url, args.origin, frames[0])
+        reports = []
+        clients = args.clients
+        while True:
+            report = await measure(args, clients, frames, server)
+            reports.append(report)
+            if not args.json:
+                print_table([report], args)
+            if not args.find_max or not report["holds"] or clients >= args.max_clients:
+                break
+            clients += args.step
+        result = {
+            "machine": machine(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "url": args.url,
+            "target_p95_ms": args.target_p95_ms,
+            "warm_up_s": round(warm_up_s, 1),
+            "runs": reports,
+        }
+        if args.find_max:
+            held = [r["clients"] for r in reports if r["holds"]]
+            result["max_clients_holding_target"] = max(held, default=0)
+        return result
+    finally:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="ws://127.0.0.1:8000/ws/live/", help="the live WebSocket")
+    parser.add_argument("--origin", help="the Origin header (default: http://host:port of --url)")
+    parser.add_argument("--clients", type=int, default=20, help="simultaneous visitors (default 20)")
+    parser.add_argument("--fps", type=float, default=5.0, help="most frames a second per visitor (default 5)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of each run (default 60)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--find-max", action="store_true", help="add --step clients until p95 > target")
+    parser.add_argument("--step", type=int, default=10, help="clients added per --find-max run (default 10)")
+    parser.add_argument("--max-clients", type=int, default=500, help="where --find-max stops (default 500)")
+    parser.add_argument("--target-p95-ms", type=float, default=TARGET_P95_MS, help="default 150")
+    parser.add_argument("--server-pid", type=int, help="the server's process id, for its memory and CPU")
+    parser.add_argument("--serve", action="store_true", help="start `manage.py serve` on a free port")
+    args = parser.parse_args()
+    if args.origin is None:
+        parts = urlsplit(args.url)
+        args.origin = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+
+    result = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"machine: {result['machine']}  model warm-up: {result['warm_up_s']} s")
+        if args.find_max:
+            print(
+                f"largest N holding p95 ≤ {args.target_p95_ms:g} ms: {result['max_clients_holding_target']}"
+            )
+    sys.exit(0 if all(run["holds"] for run in result["runs"][:1]) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""A corrupt or altered model file is refused, and the model that serves now keeps serving.
+
+Activation (API and admin action) checks the file's recorded SHA-256 and its
+archive before the registry changes; the engine checks again when it loads, for
+a file damaged after activation or a registry switched by other means.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.urls import reverse
+
+from emotions import services
+from emotions.classifier import file_sha256
+from emotions.models import ModelVersion
+from emotions.services import emotion_engine_close, emotion_engine_reload, emotion_model_status
+from tests.conftest import model_archive_write
+from tests.emotions.test_hot_swap import classify, expected, register
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine():
+    emotion_engine_close()
+    yield
+    emotion_engine_close()
+
+
+@pytest.fixture
+def serving_a(settings, tmp_path, monkeypatch, tiny_models):
+    """The real Keras engine serving tiny model "a" from the registry; artifacts in a folder of the test's."""
+    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
+    settings.TRAINING_ARTIFACTS_DIR = tiny_models["a"].path.parent
+    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
+    monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
+    register("a", tiny_models["a"]).activate()
+    _, version = classify()
+    assert version == "a"
+    return tmp_path
+
+
+def corrupt_copy(source, target) -> str:
+    """Write ``source``'s bytes to ``target`` with a stretch in the middle overwritten; return its SHA-256."""
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)
+    target.write_bytes(bytes(data))
+    return file_sha256(target)
+
+
+def assert_a_still_serves(tiny_models) -> None:
+    probabilities, version = classify()
+    assert version == "a"
+    np.testing.assert_allclose(probabilities, expected(tiny_models["a"]), rtol=1e-5, atol=1e-6)
+    assert ModelVersion.objects.active().name == "a"
+
+
+def test_the_api_refuses_a_corrupt_model_file_and_the_old_model_keeps_serving(
+    serving_a, tiny_models, admin_client
+):
+    path = serving_a / "corrupt.keras"
+    corrupt = ModelVersion.objects.create(
+        name="corrupt",
+        architecture="tiny",
+        file_path=str(path),
+        sha256=corrupt_copy(tiny_models["b"].path, path),
+    )
+
+    response = admin_client.post(f"/api/v1/models/{corrupt.pk}/activate")
+
+    assert response.status_code == 400, response.content
+    assert "corrupt" in str(response.json()["error"]["details"])
+    assert_a_still_serves(tiny_models)
+
+
+def test_the_api_refuses_a_model_whose_sha256_does_not_match_and_the_old_model_keeps_serving(
+    serving_a, tiny_models, admin_client
+):
+    altered = register("altered", tiny_models["b"], sha256="f" * 64)
+
+    response = admin_client.post(f"/api/v1/models/{altered.pk}/activate")
+
+    assert response.status_code == 400, response.content
+    assert "SHA-256" in str(response.json()["error"]["details"])
+    assert_a_still_serves(tiny_models)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncated", "not an archive", "altered"])
+def test_the_admin_action_refuses_a_damaged_model_and_the_old_model_keeps_serving(
+    serving_a, tiny_models, admin_client, damage
+):
+    path = serving_a / f"{damage.replace(' ', '_')}.keras"
+    good = tiny_models["b"].path.read_bytes()
+    if damage == "corrupt":
+        sha256 = corrupt_copy(tiny_models["b"].path, path)
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+        sha256 = file_sha256(path)
+    elif damage == "not an archive":
+        path.write_bytes(b"\x00" * 4096)
+        sha256 = file_sha256(path)
+    else:
+        path.write_bytes(good)
+        sha256 = model_archive_write(serving_a / "other.keras")  # the checksum of another file
+    bad = ModelVersion.objects.create(name=damage, architecture="tiny", file_path=str(path), sha256=sha256)
+
+    response = admin_client.post(
+        reverse("admin:emotions_modelversion_changelist"),
+        {"action": "activate", "_selected_action": [bad.pk]},
+        follow=True,
+    )
+
+    assert "cannot be served" in [str(m) for m in response.context["messages"]][0]
+    assert_a_still_serves(tiny_models)
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "valid archive, not a model"])
+def test_the_engine_keeps_the_old_model_when_the_registry_names_a_damaged_file(
+    serving_a, tiny_models, damage
+):
+    # A registry switched without the service (a database edit, a file damaged after activation).
+    path = serving_a / "damaged.keras"
+    if damage == "corrupt":
+        sha256 = corrupt_copy(tiny_models["b"].path, path)
+    else:
+        sha256 = model_archive_write(path)
+    ModelVersion.objects.create(
+        name="damaged", architecture="tiny", file_path=str(path), sha256=sha256
+    ).activate()
+
+    state = emotion_engine_reload()
+    probabilities, version = classify()
+
+    assert state["version"] == "a" and state["error"]
+    assert version == "a"
+    np.testing.assert_allclose(probabilities, expected(tiny_models["a"]), rtol=1e-5, atol=1e-6)
+    status = emotion_model_status()
+    assert status["ok"] is True  # the site still works; the operator sees why "damaged" is not live
+    assert "damaged.keras" in status["problem"]
