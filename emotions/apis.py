@@ -34,18 +34,13 @@ TimingsSerializer = type(
 )
 
 
-class BoxSerializer(serializers.Serializer):
-    x = serializers.IntegerField(help_text="Left edge, in pixels of the image as sent.")
-    y = serializers.IntegerField(help_text="Top edge.")
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-
-    class Meta:
-        ref_name = "FaceBox"
-
-
 class FaceSerializer(serializers.Serializer):
-    box = BoxSerializer()
+    box = serializers.ListField(
+        child=serializers.IntegerField(min_value=0),
+        min_length=4,
+        max_length=4,
+        help_text="[x, y, width, height] in pixels of the image as sent, as on the live WebSocket.",
+    )
     probabilities = ProbabilitiesSerializer(help_text="One probability per expression; they sum to 1.")
     dominant = serializers.ChoiceField(choices=EMOTIONS, help_text="The most probable expression.")
     confidence = serializers.FloatField(help_text="The probability of the dominant expression.")
@@ -83,7 +78,7 @@ _ANALYSIS_EXAMPLE = {
             "height": 480,
             "faces": [
                 {
-                    "box": {"x": 236, "y": 118, "width": 164, "height": 164},
+                    "box": [236, 118, 164, 164],
                     "probabilities": {
                         "angry": 0.012,
                         "disgust": 0.001,
@@ -189,11 +184,10 @@ class EmotionAnalyzeApi(APIView):
 def _image_result(index: int, result: FrameResult) -> dict:
     faces = []
     for face in result.faces:
-        x, y, width, height = face.box
         probabilities = {label: round(p, 4) for label, p in face.probabilities.items()}
         faces.append(
             {
-                "box": {"x": x, "y": y, "width": width, "height": height},
+                "box": list(face.box),
                 "probabilities": probabilities,
                 "dominant": face.dominant,
                 "confidence": probabilities[face.dominant],
