@@ -239,6 +239,7 @@ def bench_batcher(classifier: KerasClassifier, settings: dict, seconds: float) -
             max_batch=settings["EMOTIONS_BATCH_MAX_SIZE"],
             max_wait_ms=settings["EMOTIONS_BATCH_MAX_WAIT_MS"],
             queue_size=settings["EMOTIONS_BATCH_QUEUE_SIZE"],
+            workers=settings["EMOTIONS_BATCH_WORKERS"],
         ) as batcher:
             for callers in (1, 8, 32):
 
@@ -348,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch=settings["EMOTIONS_BATCH_MAX_SIZE"],
         max_wait_ms=settings["EMOTIONS_BATCH_MAX_WAIT_MS"],
         queue_size=settings["EMOTIONS_BATCH_QUEUE_SIZE"],
+        workers=settings["EMOTIONS_BATCH_WORKERS"],
     ) as batcher:
         pipeline = EmotionPipeline(
             HaarFaceDetector(**detector_args),

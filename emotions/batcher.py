@@ -71,10 +71,12 @@ class MicroBatcher:
 
     ``predict`` is a classifier (anything with ``predict``) or a function from
     (n, 48, 48, 1) float32 faces to (n, 7) probabilities; it is only ever called
-    from the worker thread. A lone caller never waits: the batcher waits for
+    from the worker threads. A lone caller never waits: the batcher waits for
     stragglers only when its previous batch served several requests, the sign
     that callers are concurrent, and only while they keep arriving; otherwise it
-    takes what is queued and runs.
+    takes what is queued and runs. With ``workers`` > 1, that many threads each
+    gather and run batches from the one queue, so batches use every core while
+    each call keeps TensorFlow to one thread (fastest for a lone visitor).
     """
 
     def __init__(
@@ -83,9 +85,10 @@ class MicroBatcher:
         max_batch: int = 32,
         max_wait_ms: float = 4.0,
         queue_size: int = 256,
+        workers: int = 1,
     ) -> None:
-        if max_batch < 1 or queue_size < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch and queue_size must be positive, max_wait_ms not negative")
+        if max_batch < 1 or queue_size < 1 or max_wait_ms < 0 or workers < 1:
+            raise ValueError("max_batch, queue_size and workers must be positive, max_wait_ms not negative")
         self._predict = predict.predict if hasattr(predict, "predict") else predict
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
@@ -95,8 +98,12 @@ class MicroBatcher:
         self._lock = threading.Lock()
         self._closed = False
         self._concurrent = False
-        self._worker = threading.Thread(target=self._work, name="attune-micro-batcher", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"attune-micro-batcher-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def pending(self) -> int:
@@ -131,13 +138,15 @@ class MicroBatcher:
         return self.submit(faces).result(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued requests, stop the worker thread and refuse new requests."""
+        """Finish the queued requests, stop the worker threads and refuse new requests."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(_STOP)
-        self._worker.join(timeout)
+        for _ in self._workers:
+            self._queue.put(_STOP)
+        for worker in self._workers:
+            worker.join(timeout)
 
     def __enter__(self) -> MicroBatcher:
         return self

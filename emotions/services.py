@@ -100,6 +100,7 @@ def _emotion_engine_build() -> EmotionEngine:
         max_batch=settings.EMOTIONS_BATCH_MAX_SIZE,
         max_wait_ms=settings.EMOTIONS_BATCH_MAX_WAIT_MS,
         queue_size=settings.EMOTIONS_BATCH_QUEUE_SIZE,
+        workers=settings.EMOTIONS_BATCH_WORKERS,
     )
     detector = HaarFaceDetector(
         detect_height=settings.EMOTIONS_DETECT_HEIGHT,

@@ -274,6 +274,8 @@ EMOTIONS_DETECT_MIN_FACE_FRACTION = env_float(
 EMOTIONS_BATCH_MAX_SIZE = env_int("EMOTIONS_BATCH_MAX_SIZE", 32, min_value=1, max_value=1024)
 EMOTIONS_BATCH_MAX_WAIT_MS = env_float("EMOTIONS_BATCH_MAX_WAIT_MS", 4.0, min_value=0.0, max_value=1000.0)
 EMOTIONS_BATCH_QUEUE_SIZE = env_int("EMOTIONS_BATCH_QUEUE_SIZE", 256, min_value=1)
+# Threads running batches side by side; one per core lets a busy server use them all.
+EMOTIONS_BATCH_WORKERS = env_int("EMOTIONS_BATCH_WORKERS", os.cpu_count() or 1, min_value=1, max_value=64)
 EMOTIONS_MOOD_ALPHA = env_float("EMOTIONS_MOOD_ALPHA", 0.3, min_value=0.01, max_value=1.0)
 EMOTIONS_MOOD_MARGIN = env_float("EMOTIONS_MOOD_MARGIN", 0.1, min_value=0.0, max_value=1.0)
 EMOTIONS_MOOD_DWELL_S = env_float("EMOTIONS_MOOD_DWELL_S", 1.0, min_value=0.0)

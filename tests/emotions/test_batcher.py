@@ -206,3 +206,27 @@ def test_it_finishes_queued_work_when_closed_and_then_refuses(gated):
 def test_it_refuses_faces_of_the_wrong_shape():
     with MicroBatcher(FakeClassifier()) as batcher, pytest.raises(ValueError):
         batcher.submit(np.zeros((1, 48, 48), dtype=np.float32))
+
+
+def test_several_workers_run_batches_side_by_side_and_keep_each_callers_rows():
+    inside, peak, lock = 0, 0, threading.Lock()
+    both_inside = threading.Barrier(2, timeout=5)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        nonlocal inside, peak
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+        both_inside.wait()  # only returns once two batches are being classified at the same time
+        with lock:
+            inside -= 1
+        return np.repeat(batch.reshape(len(batch), -1)[:, :1], 7, axis=1)
+
+    with MicroBatcher(predict, max_batch=1, max_wait_ms=0, workers=2) as batcher:
+        first, second = batcher.submit(faces(1, seed=1)), batcher.submit(faces(1, seed=2))
+
+        results = first.result(timeout=10), second.result(timeout=10)
+
+    assert peak == 2
+    assert results[0][0, 0] == pytest.approx(faces(1, seed=1)[0, 0, 0, 0])
+    assert results[1][0, 0] == pytest.approx(faces(1, seed=2)[0, 0, 0, 0])
