@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.conf import settings
+
+from training.datasets import load_folder_split
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_shipped_default_model_loads_and_scores_above_60_percent_on_val(fer2013_dir):
+    import keras
+
+    from training.evaluation import evaluate
+
+    model = keras.models.load_model(settings.EMOTIONS_DEFAULT_MODEL, safe_mode=True)
+    split, _ = load_folder_split(fer2013_dir / "val")
+
+    metrics = evaluate(model, split)
+
+    shipped = json.loads((settings.EMOTIONS_DEFAULT_MODEL.parent / "evaluation.json").read_text())
+    card = (settings.EMOTIONS_DEFAULT_MODEL.parent / "MODEL_CARD.md").read_text()
+    assert metrics["n"] == 3589
+    assert metrics["accuracy"] > 0.60
+    assert metrics["accuracy"] == pytest.approx(shipped["accuracy"], abs=1e-4)  # the card tells the truth
+    assert f"Accuracy **{shipped['accuracy']:.4f}**" in card
