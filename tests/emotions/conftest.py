@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from skimage import data
 
+from emotions import services
 from emotions.classifier import file_sha256
+from emotions.services import emotion_engine_close
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +71,21 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SavedMode
         model.save(path)
         saved[name] = SavedModel(path, file_sha256(path), model)
     return saved
+
+
+@pytest.fixture(autouse=True)
+def fresh_engine():
+    """Give each test a process without an engine, and leave none behind."""
+    emotion_engine_close()
+    yield
+    emotion_engine_close()
+
+
+@pytest.fixture
+def keras_engine(settings, tmp_path, monkeypatch, tiny_models):
+    """Settings for the real Keras engine, reading the registry on every batch; no default model."""
+    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
+    settings.TRAINING_ARTIFACTS_DIR = tiny_models["a"].path.parent
+    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
+    monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
+    return settings

@@ -16,7 +16,6 @@ from emotions.classifier import ModelUnavailable
 from emotions.models import ModelVersion
 from emotions.services import (
     emotion_engine,
-    emotion_engine_close,
     emotion_engine_reload,
     emotion_model_status,
     mood_tracker_create,
@@ -24,22 +23,6 @@ from emotions.services import (
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = np.random.default_rng(11).random((3, 48, 48, 1), dtype=np.float32)
-
-
-@pytest.fixture(autouse=True)
-def fresh_engine():
-    emotion_engine_close()
-    yield
-    emotion_engine_close()
-
-
-@pytest.fixture
-def keras_engine(settings, tmp_path, monkeypatch, tiny_models):
-    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
-    settings.TRAINING_ARTIFACTS_DIR = tiny_models["a"].path.parent
-    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
-    monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
-    return settings
 
 
 def register(name: str, model, **fields) -> ModelVersion:

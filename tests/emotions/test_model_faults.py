@@ -11,30 +11,18 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from emotions import services
 from emotions.classifier import file_sha256
 from emotions.models import ModelVersion
-from emotions.services import emotion_engine_close, emotion_engine_reload, emotion_model_status
+from emotions.services import emotion_engine_reload, emotion_model_status
 from tests.conftest import model_archive_write
 from tests.emotions.test_hot_swap import classify, expected, register
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def fresh_engine():
-    emotion_engine_close()
-    yield
-    emotion_engine_close()
-
-
 @pytest.fixture
-def serving_a(settings, tmp_path, monkeypatch, tiny_models):
+def serving_a(keras_engine, tiny_models, tmp_path):
     """The real Keras engine serving tiny model "a" from the registry; artifacts in a folder of the test's."""
-    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
-    settings.TRAINING_ARTIFACTS_DIR = tiny_models["a"].path.parent
-    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
-    monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
     register("a", tiny_models["a"]).activate()
     _, version = classify()
     assert version == "a"
