@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,19 @@ def fake_emotions(settings):
     """Use the fake emotion backend: no TensorFlow, deterministic output."""
     settings.EMOTIONS_BACKEND = "emotions.fake.FakeClassifier"
     return settings
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Start and end each test with an empty cache: decisions, duplicate markers and throttles live there."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    # Tests log users in often; PBKDF2 on two busy cores costs seconds each time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -278,18 +278,6 @@ def model_version_register(
     return version
 
 
-def model_export(*, source_dir: Path, target_model: Path) -> list[Path]:
-    """Copy a finished run's model and its evaluation files next to ``target_model``; return the copies."""
-    target_model.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source_dir / "model.keras", target_model)
-    copies = [target_model]
-    for name in ("MODEL_CARD.md", "evaluation.json", "curves.png", "confusion_matrix.png"):
-        if (source_dir / name).exists():
-            shutil.copyfile(source_dir / name, target_model.parent / name)
-            copies.append(target_model.parent / name)
-    return copies
-
-
 def model_package(
     *, run_dir: Path, data_path: str, target_model: Path, train_command: str = "", note: str = ""
 ) -> dict:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 from skimage import data
 
@@ -16,19 +15,6 @@ from fer_site.api_keys import api_key_create
 from fer_site.models import ApiKey, Scope
 
 ALL_SCOPES = list(Scope.values)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    # Throttle counters and decisions live in the cache; each test starts without them.
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

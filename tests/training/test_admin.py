@@ -10,8 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff_client(client, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def staff_client(client):
     user = get_user_model().objects.create_superuser("op", password="pw-for-tests")
     client.force_login(user)
     return client

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from training.models import TrainingRun
 from training.services import (
     ARCHITECTURE_CHOICES,
-    model_export,
+    model_package,
     training_run_claim,
     training_run_create,
     training_run_execute,
@@ -112,8 +112,13 @@ class Command(BaseCommand):
             run.model_version.activate()
             self.stdout.write(f"activated {run.model_version}")
         if options["export"]:
-            for path in model_export(source_dir=run.folder, target_model=Path(options["export"])):
-                self.stdout.write(f"wrote {path}")
+            result = model_package(
+                run_dir=run.folder,
+                data_path=options["data"],
+                target_model=Path(options["export"]),
+                train_command=_command_line(),
+            )
+            self.stdout.write(f"wrote {result['model']} and its evaluation, pictures and model card")
 
 
 def _command_line() -> str:
