@@ -84,10 +84,14 @@ def fake_emotions(settings):
 def _fresh_cache() -> Iterator[None]:
     """Start and end each test with an empty cache: decisions, duplicate markers and throttles live there."""
     from django.core.cache import cache
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
     cache.clear()
     yield
-    cache.clear()
+    try:
+        cache.clear()
+    except RedisConnectionError:  # the test pointed the cache at a server it wanted unreachable
+        pass
 
 
 @pytest.fixture(autouse=True)
