@@ -14,10 +14,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from fer_site.request_limits import install_daphne_body_limit  # noqa: E402
+from fer_site.request_limits import (  # noqa: E402
+    install_daphne_body_limit,
+    install_daphne_ping_every_connection,
+)
 from fer_site.routing import websocket_urlpatterns  # noqa: E402
 
 install_daphne_body_limit(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+install_daphne_ping_every_connection()
 
 if os.environ.get("ATTUNE_PRELOAD_ENGINE") == "1":
     # Set by `manage.py serve`: import TensorFlow and load the model in the background now,

@@ -1,10 +1,19 @@
-"""Keep HTTP request bodies in memory and bounded when daphne serves Attune.
+"""Two limits daphne lacks, added to its protocol classes when it serves Attune.
 
-Twisted, daphne's HTTP layer, buffers any body of 100 KB or more in a temporary
-file. Images sent to the API are personal data that must never touch a disk, so
-every body stays in memory, and one larger than ``DATA_UPLOAD_MAX_MEMORY_SIZE``
-is dropped as it arrives and answered 413. Django's ASGI handler spools to disk
-only above ``FILE_UPLOAD_MAX_MEMORY_SIZE``, which settings keep equal to it.
+Request bodies: Twisted, daphne's HTTP layer, buffers any body of 100 KB or more
+in a temporary file. Images sent to the API are personal data that must never
+touch a disk, so every body stays in memory, and one larger than
+``DATA_UPLOAD_MAX_MEMORY_SIZE`` is dropped as it arrives and answered 413.
+Django's ASGI handler spools to disk only above ``FILE_UPLOAD_MAX_MEMORY_SIZE``,
+which settings keep equal to it.
+
+WebSocket pings: daphne pings only a connection that has sent nothing for the
+ping interval, so a client that keeps sending frames but never reads its socket
+is never pinged, and autobahn, under daphne, takes any incoming message as
+good as a pong; the answers meant for such a client pile up in the server's
+buffers. Every open connection is pinged instead, and only a pong counts: one
+that does not answer within the ping timeout (it cannot, without reading) is
+dropped. Browsers answer pings by themselves.
 """
 
 from __future__ import annotations
@@ -49,3 +58,29 @@ def install_daphne_body_limit(max_bytes: int) -> None:
     WebRequest.gotLength = gotLength
     WebRequest.handleContentChunk = handleContentChunk
     WebRequest.process = process
+
+
+def install_daphne_ping_every_connection() -> None:
+    """Patch daphne's WebSocket classes so incoming messages neither postpone a ping nor stand for a pong."""
+    from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
+
+    original_init = getattr(WebSocketFactory, "_attune_original_init", WebSocketFactory.__init__)
+
+    def __init__(self, *args, **kwargs) -> None:
+        original_init(self, *args, **kwargs)
+        self.setProtocolOptions(autoPingRestartOnAnyTraffic=False)
+
+    WebSocketFactory._attune_original_init = original_init
+    WebSocketFactory.__init__ = __init__
+
+    original_on_message = getattr(
+        WebSocketProtocol, "_attune_original_onMessage", WebSocketProtocol.onMessage
+    )
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803 (autobahn's names)
+        last_ping = self.last_ping
+        original_on_message(self, payload, isBinary)
+        self.last_ping = last_ping
+
+    WebSocketProtocol._attune_original_onMessage = original_on_message
+    WebSocketProtocol.onMessage = onMessage

@@ -231,8 +231,9 @@ FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler
 # --- WebSocket ---
 # Passed to daphne as --websocket-max-message-size by `manage.py serve`.
 WEBSOCKET_MAX_MESSAGE_SIZE = env_int("WEBSOCKET_MAX_MESSAGE_SIZE", 256 * 1024, min_value=1024)
-# Passed as --ping-interval / --ping-timeout: daphne pings a connection idle this long and drops it when
-# no pong comes back in time, so a client that never reads its socket cannot pin the server's buffers.
+# Passed as --ping-interval / --ping-timeout: daphne pings every connection this often (see
+# fer_site.request_limits) and drops it when no pong comes back in time, so a client that never reads
+# its socket cannot pin the server's buffers, however steadily it sends.
 WEBSOCKET_PING_INTERVAL_S = env_int("WEBSOCKET_PING_INTERVAL_S", 20, min_value=1)
 WEBSOCKET_PING_TIMEOUT_S = env_int("WEBSOCKET_PING_TIMEOUT_S", 30, min_value=1)
 

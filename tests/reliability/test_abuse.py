@@ -160,6 +160,28 @@ async def test_a_client_that_never_reads_is_dropped_while_a_steady_visitor_keeps
     steady.assert_never_refused()
 
 
+async def test_a_client_that_keeps_sending_but_never_reads_is_dropped_while_a_steady_visitor_is_served(
+    abuse_server, frames
+):
+    async with SteadyVisitor(abuse_server, frames[0]) as steady:
+        deaf = raw_websocket(abuse_server.port, abuse_server.url)
+        # Frames within the rate for longer than ping interval + timeout (1 s + 2 s here), never reading:
+        # the server's pings go unanswered even though the connection is never quiet.
+        deadline = time.monotonic() + 20
+        dropped = False
+        while time.monotonic() < deadline and not dropped:
+            try:
+                deaf.sendall(client_frame(frames[2]))
+            except (BrokenPipeError, ConnectionResetError):
+                dropped = True
+            await asyncio.sleep(0.25)
+        deaf.close()
+        await steady.served_after(time.monotonic())
+
+    assert dropped
+    steady.assert_never_refused()
+
+
 async def test_a_client_flooding_control_messages_is_closed_while_a_steady_visitor_keeps_being_served(
     abuse_server, frames
 ):
