@@ -163,7 +163,7 @@ def bench_frames(pipeline: EmotionPipeline, detector_fer, frames: list[bytes], r
             detector_fer.detect_emotions(cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR))
     for _ in range(rounds):
         # A stream keeps its mood and where its faces were, as a WebSocket connection does.
-        stream = {"tracker": MoodTracker(), "track": FaceTrack()}
+        stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)}
         for frame in frames:
             for mode in modes:
                 result = pipeline.analyze_sync(frame, **(stream if mode == "stream" else {}))

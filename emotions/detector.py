@@ -8,6 +8,7 @@ only needs to implement :class:`FaceDetector`.
 
 from __future__ import annotations
 
+import random
 import threading
 from pathlib import Path
 from typing import Protocol
@@ -122,13 +123,18 @@ class FaceTrack:
     it was, at about its size, is several times cheaper than a full scan. The
     full frame is scanned again when a face is lost, when the frame size
     changes, and every ``rescan_every`` frames, so that new faces are found.
+
+    ``phase`` frames of the first cycle count as done (random by default), so
+    that streams which start together, as when many pages open at once, do not
+    all pay for their full scans on the same frames.
     """
 
-    def __init__(self, rescan_every: int = 10) -> None:
+    def __init__(self, rescan_every: int = 10, *, phase: int | None = None) -> None:
         self.rescan_every = rescan_every
         self.boxes: list[Box] = []
         self.full_scans = 0
         self._since_scan = 0
+        self._phase = random.randrange(rescan_every) if phase is None else phase
         self._shape: tuple[int, ...] | None = None
 
     def detect(self, detector: FaceDetector, gray: np.ndarray) -> list[Box]:
@@ -142,7 +148,7 @@ class FaceTrack:
                 return list(self.boxes)
         self.boxes = detector.detect(gray)
         self.full_scans += 1
-        self._since_scan, self._shape = 0, gray.shape
+        self._since_scan, self._shape = (self._phase if self.full_scans == 1 else 0), gray.shape
         return list(self.boxes)
 
 

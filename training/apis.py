@@ -17,7 +17,12 @@ from fer_site.api import PAGE_PARAMETERS, paginated_response, paginated_serializ
 from fer_site.api_errors import ApiError, ErrorSerializer
 from fer_site.models import Scope
 from training.models import TrainingRun
-from training.services import ARCHITECTURE_CHOICES, training_run_cancel, training_run_create
+from training.services import (
+    ARCHITECTURE_CHOICES,
+    LR_SCHEDULE_CHOICES,
+    training_run_cancel,
+    training_run_create,
+)
 
 
 def data_roots() -> list[Path]:
@@ -65,6 +70,22 @@ class TrainConfigSerializer(serializers.Serializer):
         allow_null=True,
         help_text="A local ImageNet weights file for transfer models, under API_TRAINING_DATA_ROOTS.",
     )
+    width = serializers.FloatField(
+        min_value=0.25,
+        max_value=4.0,
+        required=False,
+        help_text="Filter multiplier for custom_cnn and mini_xception; 1 for the pretrained models.",
+    )
+    lr_schedule = serializers.ChoiceField(choices=LR_SCHEDULE_CHOICES, required=False)
+    init_model = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_null=True,
+        help_text="A .keras model of the same architecture to start from, under API_TRAINING_DATA_ROOTS.",
+    )
+    mirror_average = serializers.BooleanField(
+        required=False, help_text="Serve the mean of each face and its mirror image (twice the compute)."
+    )
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
 
     class Meta:
@@ -78,6 +99,9 @@ class TrainConfigSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
     def validate_weights_path(self, value: str | None) -> str | None:
+        return allowed_path(value) if value else None
+
+    def validate_init_model(self, value: str | None) -> str | None:
         return allowed_path(value) if value else None
 
 

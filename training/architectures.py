@@ -32,35 +32,39 @@ class BuiltModel:
     weights_note: str
 
 
-def custom_cnn(num_classes: int = NUM_CLASSES) -> BuiltModel:
+def _scaled(filters: int, width: float) -> int:
+    return max(1, round(filters * width))
+
+
+def custom_cnn(num_classes: int = NUM_CLASSES, *, width: float = 1.0) -> BuiltModel:
     """Return the write-ups' VGG-style CNN: Conv2D/BatchNorm/MaxPool/Dropout blocks, then Dense."""
     inputs = keras.Input(INPUT_SHAPE)
     x = inputs
     for filters in (32, 64, 128, 256):
         for _ in range(2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.Conv2D(_scaled(filters, width), 3, padding="same", use_bias=False)(x)
             x = layers.BatchNormalization()(x)
             x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(0.25)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dense(_scaled(256, width), activation="relu")(x)
     x = layers.BatchNormalization()(x)
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(num_classes, activation="softmax")(x)
     return BuiltModel(keras.Model(inputs, outputs, name="custom_cnn"), None, "trained from scratch")
 
 
-def mini_xception(num_classes: int = NUM_CLASSES, *, l2: float = 0.01) -> BuiltModel:
-    """Return mini-Xception (Arriaga et al. 2017): about 58k parameters."""
+def mini_xception(num_classes: int = NUM_CLASSES, *, l2: float = 0.01, width: float = 1.0) -> BuiltModel:
+    """Return mini-Xception (Arriaga et al. 2017): about 58k parameters at width 1."""
     reg = regularizers.l2(l2)
     inputs = keras.Input(INPUT_SHAPE)
     x = inputs
     for _ in range(2):
-        x = layers.Conv2D(8, 3, use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.Conv2D(_scaled(8, width), 3, use_bias=False, kernel_regularizer=reg)(x)
         x = layers.BatchNormalization()(x)
         x = layers.Activation("relu")(x)
-    for filters in (16, 32, 64, 128):
+    for filters in (_scaled(f, width) for f in (16, 32, 64, 128)):
         residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False)(x)
         residual = layers.BatchNormalization()(residual)
         x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, depthwise_regularizer=reg)(x)
@@ -186,18 +190,26 @@ _CACHED_WEIGHTS = {
 
 
 def build_model(
-    name: str, *, num_classes: int = NUM_CLASSES, weights_path: str | Path | None = None
+    name: str, *, num_classes: int = NUM_CLASSES, weights_path: str | Path | None = None, width: float = 1.0
 ) -> BuiltModel:
-    """Build the architecture ``name``; ``weights_path`` is a local ImageNet weights file (transfer only)."""
+    """Build the architecture ``name``.
+
+    ``weights_path`` is a local ImageNet weights file (transfer models only); ``width`` multiplies the
+    filters of the models trained from scratch (2.0: twice the filters, about four times the parameters).
+    """
     try:
         builder = ARCHITECTURES[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
     if name in TRANSFER_ARCHITECTURES:
+        if width != 1.0:
+            raise ValueError(f"{name} is a pretrained architecture of fixed width; leave width at 1")
         return builder(num_classes, weights_path=weights_path)
     if weights_path:
         raise ValueError(f"{name} is trained from scratch and takes no ImageNet weights file")
-    return builder(num_classes)
+    if not 0.25 <= width <= 4.0:
+        raise ValueError(f"width must be between 0.25 and 4, not {width}")
+    return builder(num_classes, width=width)
 
 
 def _imagenet_weights(name: str, application, weights_path: str | Path | None) -> tuple[str | None, str]:

@@ -145,8 +145,13 @@ def model_card(
     epochs_done: int,
     weights_note: str,
     command: str | None = None,
+    best_val_accuracy: float | None = None,
 ) -> str:
-    """Return a Markdown model card: what the model is, how it was made, how well it does, and its limits."""
+    """Return a Markdown model card: what the model is, how it was made, how well it does, and its limits.
+
+    ``parameters`` counts the trainable network; ``best_val_accuracy`` is its best single pass during
+    training, quoted when the served model averages it over mirrored faces.
+    """
     per_class = "\n".join(
         f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
         for label, row in metrics["per_class"].items()
@@ -156,12 +161,21 @@ def model_card(
     val_note = "; validation split from train" if dataset.get("val_from_train") else ""
     sizes = ", ".join(f"{name} {info['n']:,}" for name, info in splits.items())
     weakest = min(metrics["per_class"].items(), key=lambda item: item[1]["f1"])[0]
+    serving = ""
+    if config.get("mirror_average"):
+        single = (
+            f" (its best single pass scored {best_val_accuracy:.4f})" if best_val_accuracy is not None else ""
+        )
+        serving = (
+            "- **Serving**: the mean of the network's answers for the face and its mirror image (test-time\n"
+            f"  augmentation, two passes per face); the validation metrics below are of that mean{single}.\n"
+        )
     return f"""# Model card: {name}
 
 - **Architecture**: {architecture} ({parameters:,} parameters); {weights_note}.
 - **Input**: one face, 48×48 grayscale, float32 in [0, 1] (`emotions.preprocessing.to_model_input`).
 - **Output**: probabilities over {", ".join(metrics["labels"])}.
-- **Data**: `{data_name}` ({sizes}){val_note}.
+{serving}- **Data**: `{data_name}` ({sizes}){val_note}.
 - **Training**: {epochs_done} epochs, best at epoch {best_epoch},
   {training_seconds / 60:.0f} minutes of training; configuration `{json.dumps(config, sort_keys=True)}`.
 {f"- **Command**: `{command}`" if command else ""}

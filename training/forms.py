@@ -5,7 +5,7 @@ from pathlib import Path
 from django import forms
 from django.conf import settings
 
-from training.services import ARCHITECTURE_CHOICES
+from training.services import ARCHITECTURE_CHOICES, LR_SCHEDULE_CHOICES
 
 
 class TrainingRunStartForm(forms.Form):
@@ -35,6 +35,19 @@ class TrainingRunStartForm(forms.Form):
     class_weights = forms.BooleanField(required=False, help_text="Weight rare classes (disgust) up.")
     label_smoothing = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.0)
     early_stopping_patience = forms.IntegerField(min_value=1, max_value=500, initial=15)
+    width = forms.FloatField(
+        min_value=0.25,
+        max_value=4.0,
+        initial=1.0,
+        help_text="Filter multiplier for custom_cnn and mini_xception (2: about four times the parameters); "
+        "1 for the pretrained models.",
+    )
+    lr_schedule = forms.ChoiceField(
+        choices=[(s, s) for s in LR_SCHEDULE_CHOICES],
+        initial="plateau",
+        label="Learning-rate schedule",
+        help_text="plateau halves the rate when validation loss stalls; cosine decays it smoothly.",
+    )
     fine_tune_epochs = forms.IntegerField(
         min_value=0,
         max_value=500,
@@ -46,6 +59,18 @@ class TrainingRunStartForm(forms.Form):
         required=False,
         max_length=500,
         help_text="Local ImageNet weights file (.h5) for transfer models; none is downloaded.",
+    )
+
+    init_model = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Start from model",
+        help_text="A .keras model of the same architecture on the worker, to continue training it.",
+    )
+    mirror_average = forms.BooleanField(
+        required=False,
+        help_text="Serve the mean of each face and its mirror image: usually a little more accurate, "
+        "twice the compute per face.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -64,6 +89,12 @@ class TrainingRunStartForm(forms.Form):
             raise forms.ValidationError(f"{value} is not a file on this server.")
         return value
 
+    def clean_init_model(self) -> str | None:
+        value = self.cleaned_data.get("init_model") or None
+        if value and not Path(value).is_file():
+            raise forms.ValidationError(f"{value} is not a file on this server.")
+        return value
+
     def training_config(self) -> dict:
         """Return the trainer options from the cleaned form."""
         keys = (
@@ -77,5 +108,9 @@ class TrainingRunStartForm(forms.Form):
             "fine_tune_epochs",
             "fine_tune_learning_rate",
             "weights_path",
+            "width",
+            "lr_schedule",
+            "init_model",
+            "mirror_average",
         )
         return {key: self.cleaned_data[key] for key in keys}

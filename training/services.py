@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 
 ARCHITECTURE_CHOICES = ("custom_cnn", "mini_xception", "vgg16", "resnet50v2", "efficientnetb2")
+LR_SCHEDULE_CHOICES = ("plateau", "cosine")  # training.trainer.LR_SCHEDULES, named without importing Keras
 
 
 def _worker_name() -> str:
@@ -208,10 +209,11 @@ def training_run_execute(
         card = model_card(
             name=_version_name(run),
             architecture=config.architecture,
-            parameters=model.count_params(),
+            parameters=_network_parameters(model),
             dataset=dataset.describe(),
             metrics=metrics,
             config=run.config,
+            best_val_accuracy=result.best_val_accuracy,
             training_seconds=result.seconds,
             best_epoch=result.best_epoch,
             epochs_done=result.epochs_done,
@@ -278,6 +280,13 @@ def model_version_register(
     return version
 
 
+def _network_parameters(model) -> int:
+    # The network itself: not the fixed mirror of a mirror-averaged model (BatchNorm statistics do count).
+    return model.count_params() - sum(
+        int(w.numpy().size) for layer in model.layers if layer.name == "mirror" for w in layer.weights
+    )
+
+
 def model_package(
     *, run_dir: Path, data_path: str, target_model: Path, train_command: str = "", note: str = ""
 ) -> dict:
@@ -302,10 +311,11 @@ def model_package(
     card = model_card(
         name=target_model.stem,
         architecture=state["config"]["architecture"],
-        parameters=model.count_params(),
+        parameters=_network_parameters(model),
         dataset=dataset.describe(),
         metrics=metrics,
         config=state["config"],
+        best_val_accuracy=state["best_val_accuracy"],
         training_seconds=state["seconds"],
         best_epoch=state["best_epoch"],
         epochs_done=state["epochs_done"],

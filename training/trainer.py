@@ -26,7 +26,7 @@ import numpy as np
 
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
-from training.architectures import build_model
+from training.architectures import TRANSFER_ARCHITECTURES, build_model
 from training.datasets import Dataset
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ STATE_FILE = "state.json"
 LAST_CHECKPOINT = "last.keras"
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "model.keras"
+LR_SCHEDULES = ("plateau", "cosine")
 
 
 @dataclass
@@ -53,6 +54,15 @@ class TrainConfig:
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-5
     weights_path: str | None = None
+    # Multiplies the filters of custom_cnn and mini_xception (2.0: about four times the parameters).
+    width: float = 1.0
+    # "plateau" halves the rate when val_loss stalls; "cosine" decays it smoothly to min_learning_rate
+    # over each phase, which ends a fixed budget of epochs at a low rate.
+    lr_schedule: str = "plateau"
+    # A serving .keras model of the same architecture to start from instead of fresh weights.
+    init_model: str | None = None
+    # Serve the average of the face and its mirror image (test-time augmentation; twice the compute).
+    mirror_average: bool = False
     seed: int = 1337
 
     def __post_init__(self) -> None:
@@ -60,6 +70,16 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be at least 1, fine_tune_epochs at least 0")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError("label_smoothing must be in [0, 1)")
+        if not 0.25 <= self.width <= 4.0:
+            raise ValueError(f"width must be between 0.25 and 4, not {self.width}")
+        if self.width != 1.0 and self.architecture in TRANSFER_ARCHITECTURES:
+            raise ValueError(
+                f"{self.architecture} is a pretrained architecture of fixed width; leave width at 1"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
+            )
         if self.batch_size % 2:
             # TensorFlow 2.21's oneDNN CPU kernels corrupt the heap when training mini-Xception with an
             # odd batch (1, 3, 5, 7, 9, 63 crashed here; every even size tried was fine). Refusing is
@@ -149,10 +169,14 @@ def train(
             f"resuming {config.architecture} after epoch {state['epochs_done']} of {config.total_epochs}"
         )
     else:
-        built = build_model(config.architecture, weights_path=config.weights_path)
+        built = build_model(config.architecture, weights_path=config.weights_path, width=config.width)
         model, weights_note = built.model, built.weights_note
+        if config.init_model:
+            _load_initial_weights(model, config.init_model)
+            weights_note = f"started from {Path(config.init_model).name}"
         train_model = _training_model(model, config)
-        _compile(train_model, config.learning_rate, config.label_smoothing)
+        steps = math.ceil(len(x_train) / config.batch_size)
+        _compile(train_model, config, config.learning_rate, decay_steps=steps * config.epochs)
         state = {
             "config": asdict(config),
             "phase": "train",
@@ -173,9 +197,10 @@ def train(
     for phase, last, lr in _phases(config):
         if state["epochs_done"] >= last or state["stopped_early"]:
             continue
+        steps = math.ceil(len(x_train) / config.batch_size)
         if phase == "fine_tune" and state["phase"] != "fine_tune":
             _unfreeze(model)
-            _compile(train_model, lr, config.label_smoothing)
+            _compile(train_model, config, lr, decay_steps=steps * config.fine_tune_epochs)
             state.update(phase="fine_tune", early_stopping={"wait": 0, "best": None})
             state["reduce_lr"] = {"wait": 0, "best": None, "cooldown_counter": 0}
             hooks.log(f"fine-tuning: backbone unfrozen, learning rate {lr:g}")
@@ -190,7 +215,7 @@ def train(
             min_lr=config.min_learning_rate,
         )
         recorder.watch(early, reduce)
-        steps = math.ceil(len(x_train) / config.batch_size)
+        callbacks = [early, reduce, recorder] if config.lr_schedule == "plateau" else [early, recorder]
         train_model.fit(
             _train_data(x_train, y_train, config.batch_size, config.seed + state["epochs_done"]),
             steps_per_epoch=steps,
@@ -199,7 +224,7 @@ def train(
             initial_epoch=state["epochs_done"],
             epochs=last,
             class_weight=class_weight,
-            callbacks=[early, reduce, recorder],  # recorder last: it restores the others' state
+            callbacks=callbacks,  # recorder last: it restores the others' state
             verbose=0,
         )
         cancelled = recorder.cancelled
@@ -215,7 +240,10 @@ def train(
     if not cancelled:
         if not best.exists():
             model.save(best)
-        final.write_bytes(best.read_bytes())
+        if config.mirror_average:
+            _atomic_save(mirror_averaged(keras.models.load_model(best)), final)
+        else:
+            final.write_bytes(best.read_bytes())
     return TrainResult(
         model_path=final if not cancelled else best,
         best_epoch=state["best_epoch"],
@@ -245,15 +273,50 @@ def _training_model(model: keras.Model, config: TrainConfig) -> keras.Model:
     )
 
 
-def _compile(model: keras.Model, learning_rate: float, label_smoothing: float) -> None:
+def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, *, decay_steps: int) -> None:
     # XLA made small convnets several times slower on CPU TensorFlow; JAX always compiles.
     jit = keras.backend.backend() != "tensorflow" or _tensorflow_sees_gpu()
+    rate = learning_rate
+    if config.lr_schedule == "cosine":
+        # Per step, and stored in the optimizer, so a resumed run continues on the same curve.
+        rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate,
+            decay_steps=max(1, decay_steps),
+            alpha=min(1.0, config.min_learning_rate / learning_rate),
+        )
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        optimizer=keras.optimizers.Adam(rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
         jit_compile=jit,
     )
+
+
+def _load_initial_weights(model: keras.Model, path: str) -> None:
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"initial model not found: {source}")
+    initial = keras.models.load_model(source, safe_mode=True)
+    try:
+        model.set_weights(initial.get_weights())
+    except ValueError as exc:
+        raise ValueError(f"{source.name} does not fit {model.name}: {exc}") from None
+
+
+def mirror_averaged(model: keras.Model) -> keras.Model:
+    """Return a model that averages ``model`` on each face and on its mirror image.
+
+    Built from stock layers only (the mirror is a fixed anti-diagonal Dense over the width axis), so the
+    saved file loads anywhere with ``safe_mode`` and needs no custom code.
+    """
+    height, width, channels = model.input_shape[1:]
+    inputs = keras.Input((height, width, channels))
+    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+    x = keras.layers.Permute((1, 3, 2))(inputs)  # (height, channels, width): Dense acts on width
+    x = keras.layers.Permute((1, 3, 2))(mirror(x))
+    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])
+    outputs = keras.layers.Average(dtype="float32")([model(inputs), model(x)])
+    return keras.Model(inputs, outputs, name=f"{model.name}_mirror_average")
 
 
 def _tensorflow_sees_gpu() -> bool:
@@ -392,6 +455,8 @@ class _EpochRecorder(keras.callbacks.Callback):
 
 
 def _plain(value):
+    if value is None:  # a callback that has not started (ReduceLROnPlateau under a cosine schedule)
+        return None
     value = float(value)
     return None if math.isinf(value) else value
 

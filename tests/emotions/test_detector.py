@@ -105,7 +105,7 @@ def webcam_frames(astronaut_gray, count: int) -> list[np.ndarray]:
 
 
 def test_a_face_track_follows_a_face_without_scanning_every_frame(detector, astronaut_gray):
-    track = FaceTrack(rescan_every=10)
+    track = FaceTrack(rescan_every=10, phase=0)
     frames = webcam_frames(astronaut_gray, 12)
 
     tracked = [track.detect(detector, frame) for frame in frames]
@@ -115,6 +115,21 @@ def test_a_face_track_follows_a_face_without_scanning_every_frame(detector, astr
         assert len(boxes) == 1
         full = detector.detect(frame)[0]
         assert abs(centre(boxes[0])[0] - centre(full)[0]) < 15 and abs(boxes[0][2] - full[2]) < 30
+
+
+def test_face_tracks_that_start_together_spread_their_full_scans(detector, astronaut_gray):
+    frames = webcam_frames(astronaut_gray, 12)
+    tracks = [FaceTrack(rescan_every=10) for _ in range(8)]
+    rescanned_at = []
+    for track in tracks:
+        for index, frame in enumerate(frames):
+            track.detect(detector, frame)
+            if track.full_scans == 2:
+                rescanned_at.append(index)
+                break
+
+    assert len(rescanned_at) == len(tracks) and all(1 <= i <= 10 for i in rescanned_at)
+    assert len(set(rescanned_at)) > 1  # 8 tracks on one frame: 1 chance in 10 million
 
 
 def test_a_face_track_scans_the_whole_frame_when_the_face_is_lost(detector, astronaut_gray):

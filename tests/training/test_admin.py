@@ -62,6 +62,9 @@ def test_it_starts_a_run_from_the_admin_form(staff_client, tmp_path, django_capt
                 "early_stopping_patience": 3,
                 "fine_tune_epochs": 0,
                 "fine_tune_learning_rate": 1e-5,
+                "width": 0.5,
+                "lr_schedule": "cosine",
+                "mirror_average": "on",
             },
         )
 
@@ -69,6 +72,9 @@ def test_it_starts_a_run_from_the_admin_form(staff_client, tmp_path, django_capt
     assert response.status_code == 302
     assert run.status == TrainingRun.Status.QUEUED
     assert run.config["epochs"] == 5 and run.config["label_smoothing"] == 0.1 and run.config["augment"]
+    assert (
+        run.config["width"] == 0.5 and run.config["lr_schedule"] == "cosine" and run.config["mirror_average"]
+    )
     assert len(callbacks) == 1
 
 

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from training.models import TrainingRun
 from training.services import (
     ARCHITECTURE_CHOICES,
+    LR_SCHEDULE_CHOICES,
     model_package,
     training_run_claim,
     training_run_create,
@@ -38,6 +39,26 @@ class Command(BaseCommand):
         parser.add_argument("--fine-tune-epochs", type=int, default=0)
         parser.add_argument("--fine-tune-lr", type=float, default=1e-5)
         parser.add_argument("--weights", help="Local ImageNet weights file for transfer architectures.")
+        parser.add_argument(
+            "--width",
+            type=float,
+            default=1.0,
+            help="Filter multiplier for custom_cnn and mini_xception (2: about 4x the parameters).",
+        )
+        parser.add_argument(
+            "--lr-schedule",
+            default="plateau",
+            choices=LR_SCHEDULE_CHOICES,
+            help="plateau: halve the rate when val_loss stalls; cosine: decay smoothly over the epochs.",
+        )
+        parser.add_argument(
+            "--init-model", help="Start from this .keras model's weights (same architecture)."
+        )
+        parser.add_argument(
+            "--mirror-average",
+            action="store_true",
+            help="Serve the average of each face and its mirror image (twice the compute).",
+        )
         parser.add_argument("--name", default="")
         parser.add_argument("--run-dir", default="", help="Checkpoint folder; an existing one is resumed.")
         parser.add_argument(
@@ -59,6 +80,10 @@ class Command(BaseCommand):
             "fine_tune_epochs": options["fine_tune_epochs"],
             "fine_tune_learning_rate": options["fine_tune_lr"],
             "weights_path": options["weights"],
+            "width": options["width"],
+            "lr_schedule": options["lr_schedule"],
+            "init_model": options["init_model"],
+            "mirror_average": options["mirror_average"],
         }
         if not Path(options["data"]).exists():
             raise CommandError(f"dataset not found: {options['data']}")
