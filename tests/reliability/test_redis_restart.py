@@ -200,8 +200,8 @@ async def test_live_pages_reconnect_and_get_content_again_after_redis_restarts(
             poller.stop.set()
             poller.join(timeout=30)
 
-    # Every request got an HTTP answer, during the outage too, and the site was whole again after it.
-    unanswered = [result for _, result in poller.results if isinstance(result, str)]
-    assert not unanswered, unanswered
+    # Every request got the page, during the outage too, and the site was whole again after it.
+    not_served = [result for _, result in poller.results if result != 200]
+    assert not not_served, not_served
     assert any(result == 200 for at, result in poller.results if at < back), poller.results
     assert all(visitor.connections >= 1 for visitor in visitors)
