@@ -276,7 +276,9 @@ def model_version_register(
         metrics={k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "n", "per_class") if k in metrics},
     )
     if activate:
-        version.activate()
+        from emotions.services import model_version_activate
+
+        model_version_activate(version=version)  # checks the file, switches processes, tells live pages
     return version
 
 

@@ -349,6 +349,23 @@ async def test_it_tells_pages_when_another_model_is_activated(live_settings, tmp
     assert message["version"] == "next-model"
 
 
+async def test_it_tells_pages_about_a_model_registered_and_activated_in_one_step(live_settings, tmp_path):
+    from training.services import model_version_register
+
+    model_file = tmp_path / "trained.keras"
+    model_archive_write(model_file)
+
+    async with live_socket() as client:
+        await client.until("content")
+
+        await sync_to_async(model_version_register)(
+            name="just-trained", architecture="tiny", path=model_file, metrics={}, activate=True
+        )
+        message, _ = await client.until("model", wait_s=5)
+
+    assert message["version"] == "just-trained"
+
+
 async def test_it_never_puts_a_frame_on_the_channel_layer(live_settings, monkeypatch):
     layer = get_channel_layer()
     sent: list[dict] = []

@@ -134,7 +134,14 @@ class Command(BaseCommand):
             self.style.SUCCESS(f"validation accuracy {run.metrics['accuracy']:.4f}; {run.model_version}")
         )
         if options["activate"]:
-            run.model_version.activate()
+            from django.core.exceptions import ValidationError
+
+            from emotions.services import model_version_activate
+
+            try:
+                model_version_activate(version=run.model_version)
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from None
             self.stdout.write(f"activated {run.model_version}")
         if options["export"]:
             result = model_package(
