@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 import cv2
 import numpy as np
 import pytest
@@ -119,6 +121,7 @@ def test_a_face_track_follows_a_face_without_scanning_every_frame(detector, astr
 
 def test_face_tracks_that_start_together_spread_their_full_scans(detector, astronaut_gray):
     frames = webcam_frames(astronaut_gray, 12)
+    random.seed(8)  # phases are random; a fixed seed keeps the test the same every run
     tracks = [FaceTrack(rescan_every=10) for _ in range(8)]
     rescanned_at = []
     for track in tracks:
@@ -128,8 +131,8 @@ def test_face_tracks_that_start_together_spread_their_full_scans(detector, astro
                 rescanned_at.append(index)
                 break
 
-    assert len(rescanned_at) == len(tracks) and all(1 <= i <= 10 for i in rescanned_at)
-    assert len(set(rescanned_at)) > 1  # 8 tracks on one frame: 1 chance in 10 million
+    assert len(rescanned_at) == len(tracks) and all(1 <= i <= 11 for i in rescanned_at)
+    assert len(set(rescanned_at)) > 1
 
 
 def test_a_face_track_scans_the_whole_frame_when_the_face_is_lost(detector, astronaut_gray):
