@@ -313,7 +313,8 @@ def serve(port: int) -> subprocess.Popen:
         [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         start_new_session=True,
-        stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else None,
+        # The access log goes to stderr, so that stdout holds only the report (--json stays parseable).
+        stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
