@@ -297,6 +297,10 @@ def _load_initial_weights(model: keras.Model, path: str) -> None:
     if not source.is_file():
         raise FileNotFoundError(f"initial model not found: {source}")
     initial = keras.models.load_model(source, safe_mode=True)
+    # A mirror-averaged model holds the network it averages: start from that network.
+    inner = [layer for layer in initial.layers if isinstance(layer, keras.Model) and layer.name == model.name]
+    if inner:
+        initial = inner[0]
     try:
         model.set_weights(initial.get_weights())
     except ValueError as exc:

@@ -161,6 +161,18 @@ def test_a_run_can_start_from_another_models_weights(tiny_dataset, tmp_path):
     )
 
 
+def test_a_run_can_start_from_a_mirror_averaged_model(tiny_dataset, tmp_path):
+    from training.trainer import TrainConfig, train
+
+    data = load_dataset(tiny_dataset)
+    first = train(TrainConfig(epochs=1, batch_size=4, mirror_average=True), data, tmp_path / "first")
+    second = train(
+        TrainConfig(epochs=1, batch_size=4, init_model=str(first.model_path)), data, tmp_path / "2"
+    )
+
+    assert second.epochs_done == 1 and "started from model.keras" in second.weights_note
+
+
 def test_an_initial_model_of_another_architecture_is_refused(tiny_dataset, tmp_path):
     from training.architectures import build_model
     from training.trainer import TrainConfig, train
