@@ -47,7 +47,7 @@ class ApiKeyAdmin(APIKeyModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
         if change:
-            obj.save()
+            super().save_model(request, obj, form, change)
             return
         request.attune_new_api_key = self.model.objects.assign_key(obj)
         obj.save()

@@ -184,7 +184,7 @@ def training_run_execute(
     try:
         from training.datasets import load_dataset
         from training.evaluation import evaluate, model_card, write_evaluation
-        from training.trainer import TrainConfig, train
+        from training.trainer import TrainConfig, served_network, train
 
         config = TrainConfig.from_dict(run.config)
         if not run.run_dir:
@@ -209,7 +209,7 @@ def training_run_execute(
         card = model_card(
             name=_version_name(run),
             architecture=config.architecture,
-            parameters=_network_parameters(model),
+            parameters=served_network(model, config.architecture).count_params(),
             dataset=dataset.describe(),
             metrics=metrics,
             config=run.config,
@@ -282,13 +282,6 @@ def model_version_register(
     return version
 
 
-def _network_parameters(model) -> int:
-    # The network itself: not the fixed mirror of a mirror-averaged model (BatchNorm statistics do count).
-    return model.count_params() - sum(
-        int(w.numpy().size) for layer in model.layers if layer.name == "mirror" for w in layer.weights
-    )
-
-
 def model_package(
     *, run_dir: Path, data_path: str, target_model: Path, train_command: str = "", note: str = ""
 ) -> dict:
@@ -303,6 +296,7 @@ def model_package(
 
     from training.datasets import load_dataset
     from training.evaluation import evaluate, model_card, write_evaluation
+    from training.trainer import served_network
 
     run_dir = Path(run_dir)
     source = run_dir / "model.keras" if (run_dir / "model.keras").exists() else run_dir / "best.keras"
@@ -313,7 +307,7 @@ def model_package(
     card = model_card(
         name=target_model.stem,
         architecture=state["config"]["architecture"],
-        parameters=_network_parameters(model),
+        parameters=served_network(model, state["config"]["architecture"]).count_params(),
         dataset=dataset.describe(),
         metrics=metrics,
         config=state["config"],

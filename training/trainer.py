@@ -156,6 +156,7 @@ def train(
 
     x_train, y_train = to_model_input(dataset.train.x), _one_hot(dataset.train.y)
     x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
+    steps = math.ceil(len(x_train) / config.batch_size)
     class_weight = _class_weights(dataset.train.y) if config.class_weights else None
 
     state = _read_state(run_dir)
@@ -163,7 +164,7 @@ def train(
         if state["config"] != asdict(config):
             raise ValueError(f"{run_dir} holds a run with another configuration; use a new folder")
         train_model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
-        model = train_model.get_layer(config.architecture)
+        model = served_network(train_model, config.architecture)
         weights_note = state["weights_note"]
         hooks.log(
             f"resuming {config.architecture} after epoch {state['epochs_done']} of {config.total_epochs}"
@@ -175,7 +176,6 @@ def train(
             _load_initial_weights(model, config.init_model)
             weights_note = f"started from {Path(config.init_model).name}"
         train_model = _training_model(model, config)
-        steps = math.ceil(len(x_train) / config.batch_size)
         _compile(train_model, config, config.learning_rate, decay_steps=steps * config.epochs)
         state = {
             "config": asdict(config),
@@ -197,7 +197,6 @@ def train(
     for phase, last, lr in _phases(config):
         if state["epochs_done"] >= last or state["stopped_early"]:
             continue
-        steps = math.ceil(len(x_train) / config.batch_size)
         if phase == "fine_tune" and state["phase"] != "fine_tune":
             _unfreeze(model)
             _compile(train_model, config, lr, decay_steps=steps * config.fine_tune_epochs)
@@ -296,15 +295,20 @@ def _load_initial_weights(model: keras.Model, path: str) -> None:
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"initial model not found: {source}")
-    initial = keras.models.load_model(source, safe_mode=True)
-    # A mirror-averaged model holds the network it averages: start from that network.
-    inner = [layer for layer in initial.layers if isinstance(layer, keras.Model) and layer.name == model.name]
-    if inner:
-        initial = inner[0]
+    initial = served_network(keras.models.load_model(source, safe_mode=True), model.name)
     try:
         model.set_weights(initial.get_weights())
     except ValueError as exc:
         raise ValueError(f"{source.name} does not fit {model.name}: {exc}") from None
+
+
+def served_network(model: keras.Model, architecture: str) -> keras.Model:
+    """Return the network named ``architecture`` inside ``model`` (a training or mirror-averaged wrapper),
+    or ``model`` itself when it is that network."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and layer.name == architecture:
+            return layer
+    return model
 
 
 def mirror_averaged(model: keras.Model) -> keras.Model:

@@ -141,22 +141,27 @@ def is_dropped(sock: socket.socket, timeout: float = 30) -> bool:
     return False
 
 
+async def send_until_dropped(sock: socket.socket, frame: bytes, seconds: float) -> bool:
+    """Send ``frame`` 4 times a second (within the rate) for ``seconds``, never reading; True once refused."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(client_frame(frame))
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
 async def test_a_client_that_never_reads_is_dropped_while_a_steady_visitor_keeps_being_served(
     abuse_server, frames
 ):
     async with SteadyVisitor(abuse_server, frames[0]) as steady:
         silent = raw_websocket(abuse_server.port, abuse_server.url)
-        # Frames within the rate whose answers it never reads, then silence: the server's answers pile
-        # up unread, its pings go unanswered. Every connection is pinged, busy or not, so the drop may
-        # already come while it sends (ping interval 1 s + timeout 2 s here).
-        dropped = False
-        for _ in range(10):
-            try:
-                silent.sendall(client_frame(frames[2]))
-            except (BrokenPipeError, ConnectionResetError):
-                dropped = True
-                break
-            await asyncio.sleep(0.25)
+        # Frames whose answers it never reads, then silence: the server's answers pile up unread, its
+        # pings go unanswered. Every connection is pinged, busy or not, so the drop may already come
+        # while it sends (ping interval 1 s + timeout 2 s here).
+        dropped = await send_until_dropped(silent, frames[2], seconds=2.5)
         await steady.served_after(time.monotonic())
         dropped = dropped or await asyncio.to_thread(is_dropped, silent)
         silent.close()
@@ -171,16 +176,9 @@ async def test_a_client_that_keeps_sending_but_never_reads_is_dropped_while_a_st
 ):
     async with SteadyVisitor(abuse_server, frames[0]) as steady:
         deaf = raw_websocket(abuse_server.port, abuse_server.url)
-        # Frames within the rate for longer than ping interval + timeout (1 s + 2 s here), never reading:
-        # the server's pings go unanswered even though the connection is never quiet.
-        deadline = time.monotonic() + 20
-        dropped = False
-        while time.monotonic() < deadline and not dropped:
-            try:
-                deaf.sendall(client_frame(frames[2]))
-            except (BrokenPipeError, ConnectionResetError):
-                dropped = True
-            await asyncio.sleep(0.25)
+        # Sending for far longer than ping interval + timeout: the server's pings go unanswered even
+        # though the connection is never quiet.
+        dropped = await send_until_dropped(deaf, frames[2], seconds=20)
         deaf.close()
         await steady.served_after(time.monotonic())
 

@@ -133,6 +133,13 @@ def test_a_cosine_schedule_decays_the_rate_to_its_floor_and_resumes_on_the_same_
     assert resumed.history["learning_rate"] == pytest.approx(rates, rel=1e-5)
 
 
+def test_the_web_forms_offer_the_trainers_schedules():
+    from training.services import LR_SCHEDULE_CHOICES
+    from training.trainer import LR_SCHEDULES
+
+    assert LR_SCHEDULE_CHOICES == LR_SCHEDULES  # named twice so that forms need not import Keras
+
+
 def test_it_refuses_an_unknown_schedule():
     from training.trainer import TrainConfig
 
@@ -191,7 +198,7 @@ def test_an_initial_model_of_another_architecture_is_refused(tiny_dataset, tmp_p
 def test_a_mirror_averaged_model_serves_the_mean_of_a_face_and_its_mirror(tiny_dataset, tmp_path):
     import keras
 
-    from training.trainer import TrainConfig, train
+    from training.trainer import TrainConfig, served_network, train
 
     data = load_dataset(tiny_dataset)
     result = train(TrainConfig(epochs=1, batch_size=4, mirror_average=True), data, tmp_path / "run")
@@ -204,3 +211,5 @@ def test_a_mirror_averaged_model_serves_the_mean_of_a_face_and_its_mirror(tiny_d
     assert served.predict(faces, verbose=0) == pytest.approx(
         served.predict(faces[:, :, ::-1], verbose=0), abs=1e-6
     )
+    # The model card counts the network, not the fixed mirror around it.
+    assert served_network(served, "mini_xception").count_params() == plain.count_params()
