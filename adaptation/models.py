@@ -60,7 +60,7 @@ def validate_weekdays(value: object) -> None:
 
 
 def ad_guardrail_enabled() -> bool:
-    return getattr(settings, "ADAPTATION_AD_GUARDRAIL", True)
+    return settings.ADAPTATION_AD_GUARDRAIL
 
 
 class Theme(models.Model):

@@ -38,10 +38,6 @@ MAX_KEY_LENGTH = 200
 _SYSTEM_RNG = random.SystemRandom()
 
 
-def _setting(name: str, default: Any) -> Any:
-    return getattr(settings, name, default)
-
-
 # --- Deciding -----------------------------------------------------------------
 
 
@@ -65,7 +61,7 @@ def content_decide(
     cache.set(
         _decision_key(decision.decision_id),
         {"mood": stats_mood(decision.mood), "items": decision.item_ids},
-        timeout=_setting("ADAPTATION_DECISION_TTL_S", 3600),
+        timeout=settings.ADAPTATION_DECISION_TTL_S,
     )
     if visitor_state is not None:
         visitor_state.decision_remember(decision, now)
@@ -113,8 +109,8 @@ def _decide(
             visitor=visitor_state,
             stats=stats,
             rng=rng or _SYSTEM_RNG,
-            ad_guardrail=_setting("ADAPTATION_AD_GUARDRAIL", True),
-            exploration=_setting("ADAPTATION_OPTIMIZE_EXPLORATION", engine.DEFAULT_EXPLORATION),
+            ad_guardrail=settings.ADAPTATION_AD_GUARDRAIL,
+            exploration=settings.ADAPTATION_OPTIMIZE_EXPLORATION,
         )
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
@@ -168,7 +164,7 @@ def content_event_record(
     if mood != issued["mood"]:
         raise ValidationError(f"The decision was made for {issued['mood']}, not {mood}.")
 
-    ttl = _setting("ADAPTATION_DECISION_TTL_S", 3600)
+    ttl = settings.ADAPTATION_DECISION_TTL_S
     if kind == "click" and cache.get(_event_key("impression", visitor_key, item_id, decision_id)) is None:
         raise ValidationError("A click needs an impression of the same item first.")
     key = _event_key(kind, visitor_key, item_id, decision_id)
@@ -189,6 +185,32 @@ def _count_event(*, kind: str, item_id: int, mood: str, day: Any) -> None:
         raise ValidationError("The item no longer exists.")
     field = "impressions" if kind == "impression" else "clicks"
     _increment(ItemDailyStat, {"item_id": item_id, "mood": mood, "day": day}, field)
+
+
+def content_show(
+    *, visitor: VisitorState, visitor_key: str, mood: str | None, confidence: float, shown_id: str | None
+) -> Decision:
+    """Return the decision for ``mood`` for a live visitor; when it is new, count an impression of its items.
+
+    ``shown_id`` names the decision on the visitor's screen now: deciding the
+    same again counts nothing.
+    """
+    decision = content_decide(mood=mood, confidence=confidence, visitor_state=visitor)
+    if decision.decision_id == shown_id:
+        return decision
+    for item_id in decision.item_ids:
+        visitor.impression_add(item_id)
+        try:
+            content_event_record(
+                kind="impression",
+                item_id=item_id,
+                mood=stats_mood(decision.mood),
+                visitor_key=visitor_key,
+                decision_id=decision.decision_id,
+            )
+        except ValidationError as error:  # e.g. the item was deleted a moment ago
+            logger.info("impression of item %s not counted: %s", item_id, " ".join(error.messages))
+    return decision
 
 
 def mood_sample_record(*, mood: str, now: datetime | None = None) -> None:
@@ -215,7 +237,7 @@ def _increment(model: Any, lookup: dict[str, Any], field: str) -> None:
 def stats_prune(*, now: datetime | None = None) -> tuple[int, int]:
     """Delete counters older than ADAPTATION_STATS_RETENTION_DAYS; return the (daily, minute) rows deleted."""
     now = now or timezone.now()
-    days = _setting("ADAPTATION_STATS_RETENTION_DAYS", 365)
+    days = settings.ADAPTATION_STATS_RETENTION_DAYS
     cutoff = now - timedelta(days=days)
     daily, _ = ItemDailyStat.objects.filter(day__lt=timezone.localdate(cutoff)).delete()
     minutes, _ = MoodMinuteStat.objects.filter(minute__lt=cutoff).delete()

@@ -17,7 +17,7 @@
     height: positive(parseInt(root.dataset.frameHeight, 10), 240),
     quality: positive(parseFloat(root.dataset.jpegQuality), 0.7),
   };
-  const EXPRESSIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+  const EXPRESSIONS = readJson("live-expressions") || []; // emotions.labels.EMOTIONS, from the page
   const REPLY_TIMEOUT_MS = 5000; // a reply that never comes must not stop the frames for good
   const PING_MS = 25000; // keeps an open page from being closed as idle
   const BACKOFF_BASE_MS = 1000;

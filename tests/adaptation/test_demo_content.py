@@ -1,14 +1,15 @@
-"""Demo content: loaded on a first start, idempotent, calm for negative moods, pictures drawn by Attune."""
+"""Demo content: read from its data file, loaded once, calm for negative moods, pictures on this site."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from adaptation.demo import DEMO_STATIC_DIR, demo_svgs
+from adaptation.demo import DEMO_STATIC_DIR, demo_content_read
 from adaptation.engine import NEGATIVE_MOODS
 from adaptation.models import ContentItem, Rule, RuleItem, Theme
 from adaptation.services import content_decide
@@ -64,19 +65,62 @@ def test_it_keeps_ads_out_of_the_demo_rules_for_negative_moods():
             assert rule.theme.motion in ("none", "calm"), rule.name
 
 
-def test_it_points_items_and_themes_at_committed_pictures_that_match_the_code():
+def test_it_creates_nothing_new_when_forced_again_after_a_deletion():
+    call_command("load_demo_content")
+    first = _counts()
+    Rule.objects.get(name="Gentle for sad").delete()
+
+    call_command("load_demo_content", "--force")
+    call_command("load_demo_content", "--force")
+
+    assert _counts() == first  # the rule and its five items are back, nothing else is doubled
+
+
+def test_it_points_items_and_themes_at_committed_pictures():
     call_command("load_demo_content")
     folder = Path(settings.BASE_DIR) / "static" / DEMO_STATIC_DIR
 
-    for name, text in demo_svgs().items():
-        assert (folder / name).read_text(encoding="utf-8") == text, (
-            f"regenerate with load_demo_content --write-svg: {name}"
-        )
-        assert "<script" not in text and "href=" not in text
     urls = [i.media_url for i in ContentItem.objects.exclude(media_url="")]
     urls += [t.background_url for t in Theme.objects.exclude(background_url="")]
-    for url in urls:
-        assert url.startswith(f"/static/{DEMO_STATIC_DIR}/")
-        assert (folder / url.rsplit("/", 1)[1]).is_file()
+    names = {url.removeprefix(f"/static/{DEMO_STATIC_DIR}/") for url in urls}
+    assert all(url.startswith(f"/static/{DEMO_STATIC_DIR}/") for url in urls), urls
+    assert names == {path.name for path in folder.glob("*.svg")}  # each referenced, none left over
     for model in (*ContentItem.objects.all(), *Theme.objects.all(), *Rule.objects.all()):
         model.full_clean()
+
+
+def test_it_names_only_pictures_that_exist():
+    data = demo_content_read()
+    folder = Path(settings.BASE_DIR) / "static" / DEMO_STATIC_DIR
+
+    pictures = [row["picture"] for row in (*data["themes"], *data["items"]) if row.get("picture")]
+
+    assert pictures
+    for name in pictures:
+        assert (folder / name).is_file(), name
+
+
+def test_it_ships_pictures_that_are_plain_svg_with_a_title():
+    paths = sorted((Path(settings.BASE_DIR) / "static" / DEMO_STATIC_DIR).glob("*.svg"))
+
+    texts = {path.name: path.read_text(encoding="utf-8") for path in paths}
+
+    assert texts
+    for name, text in texts.items():
+        root = ElementTree.fromstring(text)
+        assert root.tag == "{http://www.w3.org/2000/svg}svg", name
+        assert root.findtext("{http://www.w3.org/2000/svg}title"), name
+        assert "<script" not in text and "href=" not in text, name
+
+
+def test_it_refers_only_to_demo_rows_and_known_values():
+    data = demo_content_read()
+    themes = {row["name"] for row in data["themes"]}
+    items = {row["key"] for row in data["items"]}
+
+    assert len(items) == len(data["items"])
+    for rule in data["rules"]:
+        assert rule["theme"] in themes, rule["name"]
+        assert {key for key, _ in rule["items"]} <= items, rule["name"]
+        assert set(rule["moods"]) <= set(EMOTIONS), rule["name"]
+        assert rule["tier"].upper() in Rule.Tier.names, rule["name"]
