@@ -19,11 +19,13 @@ from adaptation.services import (
     stats_mood,
 )
 from emotions.labels import MOODS
+from fer_site.api.fields import QuerySerializer, StrictCharField
 from fer_site.models import Scope
 
 VISITOR_ID_HELP = (
-    "Your app's opaque id for the visitor (at most 100 characters). Attune only keeps a keyed hash of it, "
-    "for a short time, to recognise repeated events; never send names, e-mail addresses or similar."
+    "Optional: your app's opaque id for the visitor (1 to 100 characters). Attune does not store it: "
+    "an event counts once per decision and item, whoever reports it. Never send names, e-mail addresses "
+    "or similar."
 )
 
 
@@ -115,7 +117,7 @@ class ContentDecideApi(APIView):
         confidence = serializers.FloatField(
             min_value=0.0, max_value=1.0, default=1.0, help_text="How sure the reading is, 0 to 1."
         )
-        visitor_id = serializers.CharField(max_length=100, required=False, help_text=VISITOR_ID_HELP)
+        visitor_id = StrictCharField(min_length=1, max_length=100, required=False, help_text=VISITOR_ID_HELP)
 
         class Meta:
             ref_name = "ContentDecideInput"
@@ -154,12 +156,12 @@ class ContentDecideApi(APIView):
 class ContentGetApi(APIView):
     required_scope = Scope.CONTENT
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QuerySerializer):
         mood = serializers.ChoiceField(
             choices=MOODS, required=False, help_text="The visitor's mood; leave out when there is no camera."
         )
         confidence = serializers.FloatField(min_value=0.0, max_value=1.0, default=1.0)
-        visitor_id = serializers.CharField(max_length=100, required=False, help_text=VISITOR_ID_HELP)
+        visitor_id = StrictCharField(min_length=1, max_length=100, required=False, help_text=VISITOR_ID_HELP)
 
         class Meta:
             ref_name = "ContentFilter"
@@ -197,7 +199,7 @@ class ContentEventCreateApi(APIView):
         mood = serializers.ChoiceField(
             choices=MOODS, allow_null=True, help_text="The decision's mood, as it returned it."
         )
-        visitor_id = serializers.CharField(max_length=100, required=False, help_text=VISITOR_ID_HELP)
+        visitor_id = StrictCharField(min_length=1, max_length=100, required=False, help_text=VISITOR_ID_HELP)
 
         class Meta:
             ref_name = "ContentEventInput"
@@ -212,7 +214,7 @@ class ContentEventCreateApi(APIView):
         operation_id="content_events_create",
         summary="Report an impression or a click of an item a decision showed",
         description=(
-            "Counted once per visitor, item and decision: a repeat answers 200 with `counted: false`. "
+            "Counted once per decision and item: a repeat answers 200 with `counted: false`. "
             "Statistics are daily counts per item and mood; nothing identifies the visitor. Scope: `content`."
         ),
         request=InputSerializer,
@@ -243,7 +245,6 @@ class ContentEventCreateApi(APIView):
             kind=data["kind"],
             item_id=data["item_id"],
             mood=stats_mood(data["mood"]),
-            visitor_key=_visitor_key(request, data.get("visitor_id", "")),
             decision_id=data["decision_id"],
         )
 
@@ -251,9 +252,3 @@ class ContentEventCreateApi(APIView):
             self.OutputSerializer({"counted": counted}).data,
             status=status.HTTP_201_CREATED if counted else status.HTTP_200_OK,
         )
-
-
-def _visitor_key(request: Request, visitor_id: str) -> str:
-    # Namespaced by the caller, so two apps' visitor ids never collide; the service hashes it.
-    caller = f"key:{request.auth.prefix}" if request.auth is not None else f"user:{request.user.pk}"
-    return f"{caller}:{visitor_id}"

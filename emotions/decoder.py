@@ -2,9 +2,12 @@
 
 Only JPEG and PNG, recognised by their magic bytes, are accepted. The byte size
 is checked first, then the width and height declared in the header (read by
-Pillow, which is never allowed to decode pixels), and only then does OpenCV
-decode the image, straight to grayscale. Every refusal is an
-:class:`ImageRejected` with one of :data:`REJECTION_CODES`; nothing else escapes.
+Pillow, which is never allowed to decode pixels), then whether the data can
+hold that many pixels at all, and only then is the image decoded, straight to
+grayscale: JPEG by libjpeg-turbo (simplejpeg) in strict mode, which refuses
+corrupt or truncated data instead of filling it in, PNG by OpenCV. Every
+refusal is an :class:`ImageRejected` with one of :data:`REJECTION_CODES`;
+nothing else escapes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 UNSUPPORTED_FORMAT = "unsupported_format"
@@ -27,6 +31,7 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOS = b"\xff\xda"
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND"
+_EXIF_ORIENTATION = 0x0112
 
 
 class ImageRejected(Exception):
@@ -66,7 +71,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
     if image_format is None:
         raise ImageRejected(UNSUPPORTED_FORMAT, "only JPEG and PNG images are accepted")
 
-    width, height = _declared_size(data, image_format)
+    width, height, orientation = _read_header(data, image_format)
     if width <= 0 or height <= 0:
         raise ImageRejected(UNDECODABLE, f"the header declares an empty {width}×{height} image")
     if width * height > max_pixels:
@@ -75,24 +80,68 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         )
     if not _is_complete(data, image_format):
         raise ImageRejected(UNDECODABLE, f"the {image_format.upper()} data is truncated")
+    if image_format == "jpeg" and len(data) < _jpeg_min_bytes(width, height):
+        # A JPEG spends at least a bit on every 8×8 block; a tiny file claiming millions of pixels is
+        # truncated or crafted, and refusing it here spares decoding them.
+        raise ImageRejected(UNDECODABLE, f"{len(data)} bytes cannot hold a {width}×{height} JPEG")
 
-    try:
-        gray = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    except cv2.error as exc:
-        raise ImageRejected(UNDECODABLE, f"OpenCV could not decode the image: {exc}") from None
-    if gray is None or gray.ndim != 2 or gray.dtype != np.uint8:
-        raise ImageRejected(UNDECODABLE, f"the {image_format.upper()} data could not be decoded")
-    # OpenCV applies the EXIF orientation, which may swap the declared width and height.
-    if sorted(gray.shape) != sorted((height, width)):
+    gray = _decode_jpeg(data) if image_format == "jpeg" else _decode_png(data)
+    if gray.ndim != 2 or gray.dtype != np.uint8 or gray.shape != (height, width):
         raise ImageRejected(UNDECODABLE, "the decoded size differs from the header")
+    gray = _apply_exif_orientation(gray, orientation)
     return DecodedImage(gray=gray, width=gray.shape[1], height=gray.shape[0], format=image_format)
 
 
-def _declared_size(data: bytes, image_format: str) -> tuple[int, int]:
+def _jpeg_min_bytes(width: int, height: int) -> int:
+    return (-(-width // 8) * -(-height // 8)) // 8
+
+
+def _decode_jpeg(data: bytes) -> np.ndarray:
+    try:
+        # strict: libjpeg's warnings (corrupt data, a premature end) are errors, not grey filler.
+        decoded = simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True)
+    except (ValueError, RuntimeError) as exc:
+        raise ImageRejected(UNDECODABLE, f"the JPEG data is corrupt: {str(exc)[:120]}") from None
+    return decoded[:, :, 0] if decoded.ndim == 3 else decoded
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    try:
+        gray = cv2.imdecode(
+            np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION
+        )
+    except cv2.error as exc:
+        raise ImageRejected(UNDECODABLE, f"OpenCV could not decode the image: {exc}") from None
+    if gray is None:
+        raise ImageRejected(UNDECODABLE, "the PNG data could not be decoded")
+    return gray
+
+
+def _apply_exif_orientation(gray: np.ndarray, orientation: int) -> np.ndarray:
+    """Return ``gray`` turned as a camera's EXIF orientation says, so faces stand upright."""
+    transpose = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: a.T,
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).T,
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return gray if transpose is None else np.ascontiguousarray(transpose(gray))
+
+
+def _read_header(data: bytes, image_format: str) -> tuple[int, int, int]:
+    """Return the declared width, height and EXIF orientation (1-8; 1 is upright)."""
     # Image.open only parses the header; pixel data is read by load(), which is never called.
     try:
         with Image.open(io.BytesIO(data), formats=(image_format.upper(),)) as image:
-            return image.size
+            width, height = image.size
+            try:
+                orientation = int(image.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:  # a malformed EXIF block: show the pixels as stored
+                orientation = 1
+            return width, height, orientation
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected(TOO_MANY_PIXELS, str(exc)) from None
     except Exception as exc:  # Pillow raises many types for malformed headers

@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from fer_site.live.limits import ClientConnectionLimits  # noqa: E402
 from fer_site.request_limits import (  # noqa: E402
     install_daphne_body_limit,
     install_daphne_ping_every_connection,
@@ -24,7 +25,7 @@ install_daphne_body_limit(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 install_daphne_ping_every_connection()
 
 if os.environ.get("ATTUNE_PRELOAD_ENGINE") == "1":
-    # Set by `manage.py serve`: import TensorFlow and load the model in the background now,
+    # Set by `manage.py serve`: load the model (LiteRT; TensorFlow only with the Keras backend) now,
     # so the first visitor does not wait for it.
     from emotions.services import emotion_engine
 
@@ -33,6 +34,12 @@ if os.environ.get("ATTUNE_PRELOAD_ENGINE") == "1":
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            ClientConnectionLimits(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+                max_open=settings.LIVE_MAX_CONNECTIONS_PER_CLIENT,
+                per_minute=settings.LIVE_CONNECTS_PER_MINUTE_PER_CLIENT,
+            )
+        ),
     }
 )

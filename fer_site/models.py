@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
-from fer_site.api_rates import RATE_HELP, parse_rate
+from fer_site.api.rates import RATE_HELP, parse_rate
 
 
 class Scope(models.TextChoices):

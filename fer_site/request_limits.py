@@ -1,6 +1,11 @@
-"""Two limits daphne lacks, added to its protocol classes when it serves Attune.
+"""Limits daphne lacks, added to its protocol classes when it serves Attune.
 
-Request bodies: Twisted, daphne's HTTP layer, buffers any body of 100 KB or more
+Request bodies: Twisted, daphne's HTTP layer, parses form and multipart bodies
+into ``request.args`` in its event-loop thread before daphne hands the request
+on, and nothing reads those args: one 10 MB body of 200,000 tiny parts froze
+every connection of the process for seconds. That parsing is turned off;
+Django parses bodies itself, in a worker thread, with its own field and file
+limits. Twisted also buffers any body of 100 KB or more
 in a temporary file. Images sent to the API are personal data that must never
 touch a disk, so every body stays in memory, and one larger than
 ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is dropped as it arrives and answered 413.
@@ -55,6 +60,16 @@ def install_daphne_body_limit(max_bytes: int) -> None:
         original_process(self)
 
     WebRequest._attune_original_process = original_process
+    # Twisted's own switch (twisted.web.http.Request sets it per request in __init__): no form or
+    # multipart parsing in the event loop.
+    original_init = getattr(WebRequest, "_attune_original_init", WebRequest.__init__)
+
+    def __init__(self, *args, **kwargs) -> None:
+        original_init(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    WebRequest._attune_original_init = original_init
+    WebRequest.__init__ = __init__
     WebRequest.gotLength = gotLength
     WebRequest.handleContentChunk = handleContentChunk
     WebRequest.process = process
@@ -68,7 +83,9 @@ def install_daphne_ping_every_connection() -> None:
 
     def __init__(self, *args, **kwargs) -> None:
         original_init(self, *args, **kwargs)
-        self.setProtocolOptions(autoPingRestartOnAnyTraffic=False)
+        # failByDrop=False: a protocol failure (e.g. a message over the size limit) ends with a close
+        # frame and its code (1009), not a dropped TCP connection the client can only read as 1006.
+        self.setProtocolOptions(autoPingRestartOnAnyTraffic=False, failByDrop=False)
 
     WebSocketFactory._attune_original_init = original_init
     WebSocketFactory.__init__ = __init__

@@ -1,11 +1,11 @@
-"""All WebSocket routes; each app contributes its own list."""
+"""All WebSocket routes."""
 
 from django.urls import path
 
-from emotions.routing import websocket_urlpatterns as emotions_websocket_urlpatterns
 from fer_site.consumers import PingConsumer
+from fer_site.live.routing import websocket_urlpatterns as live_websocket_urlpatterns
 
 websocket_urlpatterns = [
     path("ws/ping/", PingConsumer.as_asgi()),
-    *emotions_websocket_urlpatterns,
+    *live_websocket_urlpatterns,
 ]

@@ -13,16 +13,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from fer_site.api import PAGE_PARAMETERS, paginated_response, paginated_serializer
-from fer_site.api_errors import ApiError, ErrorSerializer
+from fer_site.api.errors import ApiError, ErrorSerializer
+from fer_site.api.fields import QuerySerializer
+from fer_site.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_serializer
 from fer_site.models import Scope
+from training.config import OPTIONS, Option, cross_problems
 from training.models import TrainingRun
-from training.services import (
-    ARCHITECTURE_CHOICES,
-    LR_SCHEDULE_CHOICES,
-    training_run_cancel,
-    training_run_create,
-)
+from training.services import training_run_cancel, training_run_create
 
 
 def data_roots() -> list[Path]:
@@ -49,47 +46,44 @@ def allowed_path(value: str) -> str:
     return str(path)
 
 
-class TrainConfigSerializer(serializers.Serializer):
-    """The options of training.trainer.TrainConfig, typed and bounded."""
+def option_field(option: Option, *, required: bool = False) -> serializers.Field:
+    """Return the serializer field of a training option, typed, bounded and worded as training.config says."""
+    common = {"required": required, "help_text": option.description, "error_messages": option.messages}
+    if option.type is bool:
+        return serializers.BooleanField(**common)
+    if option.choices:
+        return serializers.ChoiceField(choices=option.choices, **common)
+    if option.type is str:
+        return serializers.CharField(max_length=option.max_length, allow_null=option.nullable, **common)
+    number = serializers.IntegerField if option.type is int else serializers.FloatField
+    validators = [_rule(option)] if option.rule else []
+    return number(min_value=option.min, max_value=option.max, validators=validators, **common)
 
-    epochs = serializers.IntegerField(min_value=1, max_value=1000, required=False)
-    batch_size = serializers.IntegerField(min_value=1, max_value=4096, required=False)
-    learning_rate = serializers.FloatField(min_value=1e-8, max_value=1.0, required=False)
-    augment = serializers.BooleanField(required=False)
-    class_weights = serializers.BooleanField(required=False)
-    label_smoothing = serializers.FloatField(min_value=0.0, max_value=0.99, required=False)
-    early_stopping_patience = serializers.IntegerField(min_value=0, max_value=1000, required=False)
-    reduce_lr_patience = serializers.IntegerField(min_value=0, max_value=1000, required=False)
-    reduce_lr_factor = serializers.FloatField(min_value=0.01, max_value=0.99, required=False)
-    min_learning_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-    fine_tune_epochs = serializers.IntegerField(min_value=0, max_value=1000, required=False)
-    fine_tune_learning_rate = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
-    weights_path = serializers.CharField(
-        max_length=500,
-        required=False,
-        allow_null=True,
-        help_text="A local ImageNet weights file for transfer models, under API_TRAINING_DATA_ROOTS.",
-    )
-    width = serializers.FloatField(
-        min_value=0.25,
-        max_value=4.0,
-        required=False,
-        help_text="Filter multiplier for custom_cnn and mini_xception; 1 for the pretrained models.",
-    )
-    lr_schedule = serializers.ChoiceField(choices=LR_SCHEDULE_CHOICES, required=False)
-    init_model = serializers.CharField(
-        max_length=500,
-        required=False,
-        allow_null=True,
-        help_text="A .keras model of the same architecture to start from, under API_TRAINING_DATA_ROOTS.",
-    )
-    mirror_average = serializers.BooleanField(
-        required=False, help_text="Serve the mean of each face and its mirror image (twice the compute)."
-    )
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+
+def _rule(option: Option):
+    def validate(value: Any) -> None:
+        problem = option.rule_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+
+    return validate
+
+
+# Paths on the server: the API only takes them under its data roots (see allowed_path).
+PATH_OPTIONS = ("weights_path", "init_model")
+
+
+class TrainConfigSerializer(serializers.Serializer):
+    """The options of training.config.TrainConfig but the architecture, derived from its table."""
 
     class Meta:
         ref_name = "TrainConfig"
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = {name: option_field(option) for name, option in OPTIONS.items() if name != "architecture"}
+        for name in PATH_OPTIONS:
+            fields[name].help_text += " It must lie under API_TRAINING_DATA_ROOTS."
+        return fields
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, Mapping):
@@ -174,14 +168,14 @@ class TrainingRunListCreateApi(APIView):
 
     required_scope = Scope.TRAINING
 
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(QuerySerializer):
         status = serializers.ChoiceField(choices=TrainingRun.Status.choices, required=False)
 
         class Meta:
             ref_name = "TrainingRunFilter"
 
     class InputSerializer(serializers.Serializer):
-        architecture = serializers.ChoiceField(choices=ARCHITECTURE_CHOICES)
+        architecture = option_field(OPTIONS["architecture"], required=True)
         dataset_path = serializers.CharField(
             max_length=500,
             help_text=(
@@ -197,6 +191,12 @@ class TrainingRunListCreateApi(APIView):
 
         def validate_dataset_path(self, value: str) -> str:
             return allowed_path(value)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            problems = cross_problems({**(attrs.get("config") or {}), "architecture": attrs["architecture"]})
+            if problems:
+                raise serializers.ValidationError({"config": problems})
+            return attrs
 
     @extend_schema(
         operation_id="training_runs_list",

@@ -18,6 +18,7 @@ from keras import layers, regularizers
 
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import INPUT_SHAPE
+from training.config import ARCHITECTURES, TRANSFER_ARCHITECTURES
 
 logger = logging.getLogger(__name__)
 
@@ -172,14 +173,8 @@ def efficientnetb2(
     )
 
 
-ARCHITECTURES: dict[str, Callable[..., BuiltModel]] = {
-    "custom_cnn": custom_cnn,
-    "mini_xception": mini_xception,
-    "vgg16": vgg16,
-    "resnet50v2": resnet50v2,
-    "efficientnetb2": efficientnetb2,
-}
-TRANSFER_ARCHITECTURES = frozenset({"vgg16", "resnet50v2", "efficientnetb2"})
+# The names, and which of them are pretrained, are declared once in training.config; each names its builder.
+BUILDERS: dict[str, Callable[..., BuiltModel]] = {name: globals()[name] for name in ARCHITECTURES}
 
 # File names keras.applications downloads into ~/.keras/models; used when already there.
 _CACHED_WEIGHTS = {
@@ -198,7 +193,7 @@ def build_model(
     filters of the models trained from scratch (2.0: twice the filters, about four times the parameters).
     """
     try:
-        builder = ARCHITECTURES[name]
+        builder = BUILDERS[name]
     except KeyError:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}") from None
     if name in TRANSFER_ARCHITECTURES:
@@ -207,8 +202,6 @@ def build_model(
         return builder(num_classes, weights_path=weights_path)
     if weights_path:
         raise ValueError(f"{name} is trained from scratch and takes no ImageNet weights file")
-    if not 0.25 <= width <= 4.0:
-        raise ValueError(f"width must be between 0.25 and 4, not {width}")
     return builder(num_classes, width=width)
 
 

@@ -1,87 +1,100 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django import forms
 from django.conf import settings
 
-from training.services import ARCHITECTURE_CHOICES, LR_SCHEDULE_CHOICES
+from training.config import OPTIONS, Option, cross_problems
+from training.selectors import training_datasets_available
+
+# The options an operator sets when starting a run from the admin, in the order the page shows them; the
+# others keep their defaults there (the API and the train command take every option).
+FORM_OPTIONS = (
+    "epochs",
+    "max_per_class",
+    "batch_size",
+    "learning_rate",
+    "augment",
+    "class_weights",
+    "label_smoothing",
+    "early_stopping_patience",
+    "width",
+    "lr_schedule",
+    "fine_tune_epochs",
+    "fine_tune_learning_rate",
+    "weights_path",
+    "init_model",
+    "mirror_average",
+)
+
+
+def option_field(option: Option) -> forms.Field:
+    """Return the form field of a training option, typed, bounded and worded as training.config says."""
+    common = {
+        "label": option.label or None,
+        "help_text": option.description,
+        "initial": option.default,
+        "error_messages": option.messages,
+    }
+    if option.type is bool:
+        return forms.BooleanField(required=False, **common)
+    if option.choices:
+        return forms.ChoiceField(choices=[(c, c) for c in option.choices], **common)
+    if option.type is str:
+        return forms.CharField(required=not option.nullable, max_length=option.max_length, **common)
+    number = forms.IntegerField if option.type is int else forms.FloatField
+    validators = [_rule(option)] if option.rule else []
+    return number(min_value=option.min, max_value=option.max, validators=validators, **common)
+
+
+def _rule(option: Option):
+    def validate(value: Any) -> None:
+        problem = option.rule_problem(value)
+        if problem:
+            raise forms.ValidationError(problem)
+
+    return validate
 
 
 class TrainingRunStartForm(forms.Form):
     """What an operator chooses when starting a run from the admin."""
 
     name = forms.CharField(required=False, max_length=100, help_text="Optional label for comparing runs.")
-    architecture = forms.ChoiceField(
-        choices=[(a, a) for a in ARCHITECTURE_CHOICES],
-        initial="mini_xception",
-        help_text="mini_xception trains on CPU in hours; vgg16, resnet50v2 and efficientnetb2 want a GPU.",
+    architecture = option_field(OPTIONS["architecture"])
+    dataset = forms.ChoiceField(
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="The datasets found in the data folders (API_TRAINING_DATA_ROOTS, TRAINING_DATA_DIR), "
+        "with their images per split.",
     )
     dataset_path = forms.CharField(
+        required=False,
         max_length=500,
+        label="Or another dataset path",
         help_text="Folder with train/ and val/ or test/ class folders, or a fer2013.csv file, on the worker.",
-    )
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=60)
-    batch_size = forms.IntegerField(
-        min_value=2,
-        max_value=1024,
-        initial=64,
-        help_text="Even: odd batch sizes crash TensorFlow's CPU kernels.",
-    )
-    learning_rate = forms.FloatField(min_value=1e-6, max_value=1.0, initial=1e-3)
-    augment = forms.BooleanField(
-        required=False, initial=True, help_text="Random flips, rotations, zoom, shifts, contrast."
-    )
-    class_weights = forms.BooleanField(required=False, help_text="Weight rare classes (disgust) up.")
-    label_smoothing = forms.FloatField(min_value=0.0, max_value=0.5, initial=0.0)
-    early_stopping_patience = forms.IntegerField(min_value=1, max_value=500, initial=15)
-    width = forms.FloatField(
-        min_value=0.25,
-        max_value=4.0,
-        initial=1.0,
-        help_text="Filter multiplier for custom_cnn and mini_xception (2: about four times the parameters); "
-        "1 for the pretrained models.",
-    )
-    lr_schedule = forms.ChoiceField(
-        choices=[(s, s) for s in LR_SCHEDULE_CHOICES],
-        initial="plateau",
-        label="Learning-rate schedule",
-        help_text="plateau halves the rate when validation loss stalls; cosine decays it smoothly.",
-    )
-    fine_tune_epochs = forms.IntegerField(
-        min_value=0,
-        max_value=500,
-        initial=0,
-        help_text="Epochs with the pretrained backbone unfrozen (transfer models).",
-    )
-    fine_tune_learning_rate = forms.FloatField(min_value=1e-8, max_value=1.0, initial=1e-5)
-    weights_path = forms.CharField(
-        required=False,
-        max_length=500,
-        help_text="Local ImageNet weights file (.h5) for transfer models; none is downloaded.",
-    )
-
-    init_model = forms.CharField(
-        required=False,
-        max_length=500,
-        label="Start from model",
-        help_text="A .keras model of the same architecture on the worker, to continue training it.",
-    )
-    mirror_average = forms.BooleanField(
-        required=False,
-        help_text="Serve the mean of each face and its mirror image: usually a little more accurate, "
-        "twice the compute per face.",
     )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dataset_path"].initial = str(settings.TRAINING_DATA_DIR)
+        self.datasets = training_datasets_available()
+        choices = [(str(d.path), d.label) for d in self.datasets if d.usable]
+        self.fields["dataset"].choices = choices
+        preferred = [str(d.path) for d in self.datasets if d.path == Path(settings.TRAINING_DATA_DIR)]
+        self.fields["dataset"].initial = (preferred or [value for value, _ in choices] or [""])[0]
+        self.fields.update({name: option_field(OPTIONS[name]) for name in FORM_OPTIONS})
+        # Empty means "all of them", as 0 does.
+        self.fields["max_per_class"].required = False
 
     def clean_dataset_path(self) -> str:
-        path = Path(self.cleaned_data["dataset_path"])
-        if not path.exists():
-            raise forms.ValidationError(f"{path} does not exist on this server.")
-        return str(path)
+        value = self.cleaned_data["dataset_path"]
+        if value and not Path(value).exists():
+            raise forms.ValidationError(f"{value} does not exist on this server.")
+        return value
+
+    def clean_max_per_class(self) -> int:
+        return self.cleaned_data.get("max_per_class") or 0
 
     def clean_weights_path(self) -> str | None:
         value = self.cleaned_data.get("weights_path") or None
@@ -95,22 +108,21 @@ class TrainingRunStartForm(forms.Form):
             raise forms.ValidationError(f"{value} is not a file on this server.")
         return value
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # A typed path wins over the picked one: it is what the operator changed last.
+        path = cleaned.get("dataset_path") or cleaned.get("dataset")
+        if path:
+            cleaned["dataset_path"] = path
+        elif "dataset_path" in cleaned:
+            self.add_error("dataset", "Pick a dataset, or type the path of another one.")
+        names = ("architecture", *FORM_OPTIONS)
+        if all(name in cleaned for name in names):  # the rules across options need each one valid
+            for name, messages in cross_problems({name: cleaned[name] for name in names}).items():
+                for message in messages:
+                    self.add_error(name, message)
+        return cleaned
+
     def training_config(self) -> dict:
         """Return the trainer options from the cleaned form."""
-        keys = (
-            "epochs",
-            "batch_size",
-            "learning_rate",
-            "augment",
-            "class_weights",
-            "label_smoothing",
-            "early_stopping_patience",
-            "fine_tune_epochs",
-            "fine_tune_learning_rate",
-            "weights_path",
-            "width",
-            "lr_schedule",
-            "init_model",
-            "mirror_average",
-        )
-        return {key: self.cleaned_data[key] for key in keys}
+        return {name: self.cleaned_data[name] for name in FORM_OPTIONS}

@@ -7,8 +7,11 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -17,14 +20,15 @@ from django.utils import timezone
 
 from emotions.classifier import file_sha256
 from emotions.models import ModelVersion
+from training.config import ARCHITECTURES, TrainConfig
 from training.models import TrainingRun
+
+if TYPE_CHECKING:
+    from training.datasets import Dataset
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 5.0
-
-ARCHITECTURE_CHOICES = ("custom_cnn", "mini_xception", "vgg16", "resnet50v2", "efficientnetb2")
-LR_SCHEDULE_CHOICES = ("plateau", "cosine")  # training.trainer.LR_SCHEDULES, named without importing Keras
 
 
 def _worker_name() -> str:
@@ -42,12 +46,8 @@ def training_run_create(
     enqueue: bool = True,
 ) -> TrainingRun:
     """Validate the options, create a queued run and enqueue it once the transaction commits."""
-    from training.trainer import TrainConfig  # light: validates options without building a model
-
-    if architecture not in ARCHITECTURE_CHOICES:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURE_CHOICES)}"
-        )
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
     options = {**(config or {}), "architecture": architecture}
     train_config = TrainConfig.from_dict(options)
     run = TrainingRun.objects.create(
@@ -183,8 +183,7 @@ def training_run_execute(
     hooks = RunHooks(run, echo=echo, on_batch=batch_progress)
     try:
         from training.datasets import load_dataset
-        from training.evaluation import evaluate, model_card, write_evaluation
-        from training.trainer import TrainConfig, served_network, train
+        from training.trainer import train
 
         config = TrainConfig.from_dict(run.config)
         if not run.run_dir:
@@ -201,29 +200,18 @@ def training_run_execute(
         if result.cancelled:
             return _finish(run, TrainingRun.Status.CANCELLED, hooks, "cancelled by request")
 
-        import keras
-
         hooks.log("evaluating the best checkpoint on the validation split")
-        model = keras.models.load_model(result.model_path)
-        metrics = evaluate(model, dataset.val)
-        card = model_card(
+        metrics, files = _evaluation_write(
+            source=result.model_path,
+            dataset=dataset,
+            folder=run.folder,
             name=_version_name(run),
             architecture=config.architecture,
-            parameters=served_network(model, config.architecture).count_params(),
-            dataset=dataset.describe(),
-            metrics=metrics,
             config=run.config,
-            best_val_accuracy=result.best_val_accuracy,
-            training_seconds=result.seconds,
-            best_epoch=result.best_epoch,
-            epochs_done=result.epochs_done,
-            weights_note=result.weights_note,
+            outcome=asdict(result),
             command=command,
         )
-        run.artifacts = {
-            "model": result.model_path.name,
-            **write_evaluation(run.folder, metrics=metrics, history=result.history, card=card),
-        }
+        run.artifacts = {"model": result.model_path.name, **files}
         run.metrics = metrics
         run.history = result.history
         run.model_version = model_version_register(
@@ -260,9 +248,15 @@ def _finish(run: TrainingRun, status: str, hooks: RunHooks, message: str | None 
 def model_version_register(
     *, name: str, architecture: str, path: Path, metrics: dict, activate: bool = False
 ) -> ModelVersion:
-    """Record a model file in the registry (path kept relative to the artifacts folder when inside it)."""
+    """Record a model file in the registry (path kept relative to the artifacts folder when inside it).
+
+    Also compiles it to LiteRT beside it, checked against Keras on sample faces (TensorFlow is imported
+    here, in the worker or command that trained it); a model that does not compile is still registered,
+    with the reason, and only the Keras backend can serve it.
+    """
     from emotions.labels import EMOTIONS
     from emotions.preprocessing import INPUT_SHAPE
+    from emotions.services import model_version_compile
 
     path = Path(path).resolve()
     root = Path(settings.TRAINING_ARTIFACTS_DIR).resolve()
@@ -275,6 +269,7 @@ def model_version_register(
         input_spec={"shape": list(INPUT_SHAPE), "scale": "[0, 1]", "classes": list(EMOTIONS)},
         metrics={k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "n", "per_class") if k in metrics},
     )
+    model_version_compile(version=version)
     if activate:
         from emotions.services import model_version_activate
 
@@ -292,35 +287,65 @@ def model_package(
     """
     import json
 
-    import keras
-
     from training.datasets import load_dataset
-    from training.evaluation import evaluate, model_card, write_evaluation
-    from training.trainer import served_network
 
     run_dir = Path(run_dir)
     source = run_dir / "model.keras" if (run_dir / "model.keras").exists() else run_dir / "best.keras"
     state = json.loads((run_dir / "state.json").read_text())
     dataset = load_dataset(data_path, cache_dir=Path(settings.TRAINING_ARTIFACTS_DIR) / "cache")
+    metrics, _ = _evaluation_write(
+        source=source,
+        dataset=dataset,
+        folder=target_model.parent,
+        name=target_model.stem,
+        architecture=state["config"]["architecture"],
+        config=state["config"],
+        outcome=state,
+        command=train_command or None,
+        note=note,
+    )
+    shutil.copyfile(source, target_model)
+    return {"model": str(target_model), "accuracy": metrics["accuracy"], "epochs_done": state["epochs_done"]}
+
+
+def _evaluation_write(
+    *,
+    source: Path,
+    dataset: Dataset,
+    folder: Path,
+    name: str,
+    architecture: str,
+    config: dict,
+    outcome: Mapping[str, Any],
+    command: str | None,
+    note: str = "",
+) -> tuple[dict, dict[str, str]]:
+    """Evaluate the model at ``source`` on the validation split; write its metrics, curves, confusion
+    matrix and model card into ``folder``; return the metrics and the names of the files written.
+
+    ``outcome`` tells how training went, by state.json's keys (a TrainResult's fields bear the same names).
+    """
+    import keras
+
+    from training.evaluation import evaluate, model_card, write_evaluation
+    from training.trainer import served_network
+
     model = keras.models.load_model(source, safe_mode=True)
     metrics = evaluate(model, dataset.val)
     card = model_card(
-        name=target_model.stem,
-        architecture=state["config"]["architecture"],
-        parameters=served_network(model, state["config"]["architecture"]).count_params(),
+        name=name,
+        architecture=architecture,
+        parameters=served_network(model, architecture).count_params(),
         dataset=dataset.describe(),
         metrics=metrics,
-        config=state["config"],
-        best_val_accuracy=state["best_val_accuracy"],
-        training_seconds=state["seconds"],
-        best_epoch=state["best_epoch"],
-        epochs_done=state["epochs_done"],
-        weights_note=state["weights_note"],
-        command=train_command or None,
+        config=config,
+        best_val_accuracy=outcome["best_val_accuracy"],
+        training_seconds=outcome["seconds"],
+        best_epoch=outcome["best_epoch"],
+        epochs_done=outcome["epochs_done"],
+        weights_note=outcome["weights_note"],
+        command=command,
     )
     if note:
         card += f"\n## Note\n\n{note}\n"
-    target_model.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target_model)
-    write_evaluation(target_model.parent, metrics=metrics, history=state["history"], card=card)
-    return {"model": str(target_model), "accuracy": metrics["accuracy"], "epochs_done": state["epochs_done"]}
+    return metrics, write_evaluation(folder, metrics=metrics, history=outcome["history"], card=card)

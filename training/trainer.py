@@ -26,7 +26,8 @@ import numpy as np
 
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
-from training.architectures import TRANSFER_ARCHITECTURES, build_model
+from training.architectures import build_model
+from training.config import TrainConfig  # declared without Keras, so that web code can validate
 from training.datasets import Dataset
 
 logger = logging.getLogger(__name__)
@@ -35,70 +36,6 @@ STATE_FILE = "state.json"
 LAST_CHECKPOINT = "last.keras"
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "model.keras"
-LR_SCHEDULES = ("plateau", "cosine")
-
-
-@dataclass
-class TrainConfig:
-    architecture: str = "mini_xception"
-    epochs: int = 60
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    augment: bool = True
-    class_weights: bool = False
-    label_smoothing: float = 0.0
-    early_stopping_patience: int = 15
-    reduce_lr_patience: int = 6
-    reduce_lr_factor: float = 0.5
-    min_learning_rate: float = 1e-5
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float = 1e-5
-    weights_path: str | None = None
-    # Multiplies the filters of custom_cnn and mini_xception (2.0: about four times the parameters).
-    width: float = 1.0
-    # "plateau" halves the rate when val_loss stalls; "cosine" decays it smoothly to min_learning_rate
-    # over each phase, which ends a fixed budget of epochs at a low rate.
-    lr_schedule: str = "plateau"
-    # A serving .keras model of the same architecture to start from instead of fresh weights.
-    init_model: str | None = None
-    # Serve the average of the face and its mirror image (test-time augmentation; twice the compute).
-    mirror_average: bool = False
-    seed: int = 1337
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.fine_tune_epochs < 0:
-            raise ValueError("epochs and batch_size must be at least 1, fine_tune_epochs at least 0")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError("label_smoothing must be in [0, 1)")
-        if not 0.25 <= self.width <= 4.0:
-            raise ValueError(f"width must be between 0.25 and 4, not {self.width}")
-        if self.width != 1.0 and self.architecture in TRANSFER_ARCHITECTURES:
-            raise ValueError(
-                f"{self.architecture} is a pretrained architecture of fixed width; leave width at 1"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(
-                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
-            )
-        if self.batch_size % 2:
-            # TensorFlow 2.21's oneDNN CPU kernels corrupt the heap when training mini-Xception with an
-            # odd batch (1, 3, 5, 7, 9, 63 crashed here; every even size tried was fine). Refusing is
-            # kinder than a worker dying mid-run, and oneDNN trains 1.5-2x faster than without it.
-            raise ValueError(
-                f"batch_size must be even (got {self.batch_size}): odd sizes crash TensorFlow's CPU kernels"
-            )
-
-    @property
-    def total_epochs(self) -> int:
-        return self.epochs + self.fine_tune_epochs
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
 
 
 class Hooks:
@@ -154,14 +91,22 @@ def train(
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
 
-    x_train, y_train = to_model_input(dataset.train.x), _one_hot(dataset.train.y)
+    train_split = dataset.train
+    if config.max_per_class:
+        train_split = dataset.train.limited(config.max_per_class, seed=config.seed)
+        hooks.log(
+            f"training on a sample of {len(train_split)} of {len(dataset.train)} images "
+            f"(at most {config.max_per_class} per class)"
+        )
+    x_train, y_train = to_model_input(train_split.x), _one_hot(train_split.y)
     x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
     steps = math.ceil(len(x_train) / config.batch_size)
-    class_weight = _class_weights(dataset.train.y) if config.class_weights else None
+    class_weight = _class_weights(train_split.y) if config.class_weights else None
 
     state = _read_state(run_dir)
     if state is not None and (run_dir / LAST_CHECKPOINT).exists():
-        if state["config"] != asdict(config):
+        # Options added since the run started take their defaults, so the run can still be resumed.
+        if {**asdict(TrainConfig()), **state["config"]} != asdict(config):
             raise ValueError(f"{run_dir} holds a run with another configuration; use a new folder")
         train_model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
         model = served_network(train_model, config.architecture)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from skimage import data
 
 from emotions.services import emotion_engine_close
-from fer_site.api_keys import api_key_create
+from fer_site.api.keys import api_key_create
 from fer_site.models import ApiKey, Scope
 
 ALL_SCOPES = list(Scope.values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fer_site.api_rates import parse_rate
+from fer_site.api.rates import parse_rate
 from tests.foundation.test_settings import PRODUCTION, manage
 
 

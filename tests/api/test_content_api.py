@@ -78,6 +78,8 @@ def test_get_content_without_a_mood_means_no_camera(client_all, happy_item):
         ({"mood": "happy", "confidence": 1.5}, "confidence"),
         ({"mood": "happy", "confidence": "lots"}, "confidence"),
         ({"mood": "happy", "visitor_id": "x" * 101}, "visitor_id"),
+        ({"mood": "happy", "visitor_id": ""}, "visitor_id"),
+        ({"mood": "happy", "visitor_id": 12}, "visitor_id"),
     ],
 )
 def test_it_refuses_a_decision_request_that_is_not_valid(client_all, data, field):
@@ -154,13 +156,16 @@ def test_it_counts_an_impression_and_a_click_once(client_all, happy_item):
     assert (stat.impressions, stat.clicks) == (1, 1)
 
 
-def test_two_visitors_of_one_decision_count_twice(client_all, happy_item):
+def test_one_decision_counts_once_however_the_visitor_is_named(client_all, happy_item):
     decision = decide(client_all, mood="happy", confidence=0.9)
 
-    event(client_all, decision, happy_item.pk, visitor_id="v1")
-    event(client_all, decision, happy_item.pk, visitor_id="v2")
+    answers = [event(client_all, decision, happy_item.pk, visitor_id=f"v{i}") for i in range(40)]
+    clicks = [event(client_all, decision, happy_item.pk, "click", visitor_id=f"v{i}") for i in range(40)]
 
-    assert ItemDailyStat.objects.get(item=happy_item).impressions == 2
+    assert [a.status_code for a in answers] == [201] + [200] * 39
+    assert [c.status_code for c in clicks] == [201] + [200] * 39
+    stat = ItemDailyStat.objects.get(item=happy_item)
+    assert (stat.impressions, stat.clicks) == (1, 1)
 
 
 def test_a_click_without_an_impression_is_refused(client_all, happy_item):
@@ -219,3 +224,19 @@ def test_a_decision_without_a_camera_takes_events_with_a_null_mood(client_all, h
 
     assert response.status_code == 201, response.content
     assert ItemDailyStat.objects.get(item=happy_item).mood == "no_face"
+
+
+def test_it_answers_503_with_retry_after_while_the_shared_cache_is_down(client_all, happy_item, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+
+    response = client_all.post("/api/v1/content/decide", {"mood": "happy", "confidence": 0.9}, format="json")
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert "127.0.0.1" not in response.content.decode()

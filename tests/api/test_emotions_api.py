@@ -266,7 +266,7 @@ def test_an_unexpected_failure_is_a_plain_500_without_a_traceback(
 
     monkeypatch.setattr(EmotionPipeline, "analyze_many_sync", broken)
 
-    with caplog.at_level(logging.ERROR, logger="fer_site.api_errors"):
+    with caplog.at_level(logging.ERROR, logger="fer_site.api.errors"):
         response = client_all.post(URL, face_jpeg, content_type="image/jpeg")
 
     assert_error(response, 500, "server_error")

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def versions(settings, tmp_path) -> tuple[ModelVersion, ModelVersion]:
-    """Two registered versions with model files; the first is active."""
+    """Two registered versions with model files (stand-ins for the Keras backend); the first is active."""
     settings.TRAINING_ARTIFACTS_DIR = tmp_path
+    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
     sha256 = {name: model_archive_write(tmp_path / f"{name}.keras") for name in ("old", "new")}
     old = ModelVersion.objects.create(
         name="old",
@@ -266,8 +267,25 @@ def test_a_finished_run_cannot_be_cancelled(client_all, finished):
 
 def test_the_api_knows_every_training_option(client_all):
     from training.apis import TrainConfigSerializer
-    from training.trainer import TrainConfig
+    from training.config import TrainConfig
 
     options = set(TrainConfig.__dataclass_fields__) - {"architecture"}
 
     assert set(TrainConfigSerializer().fields) == options
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("offset=1&offset=2", "offset"),
+        ("limit=5&limit=6", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=lots", "limit"),
+        ("status=", "status"),
+    ],
+)
+def test_it_refuses_list_parameters_the_schema_does_not_allow(client_all, query, field):
+    response = client_all.get(f"/api/v1/training-runs?{query}")
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["details"]

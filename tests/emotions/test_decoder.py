@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageFile
+from PIL import Image, ImageFile, ImageOps
 
 from emotions.decoder import REJECTION_CODES, DecodedImage, ImageRejected, decode_image
 from tests.emotions.conftest import encode
@@ -218,3 +218,36 @@ def test_it_raises_nothing_but_image_rejected_for_random_bytes(prefix, body):
         decode_image(prefix + body, **LIMITS)
     except ImageRejected as rejected:
         assert rejected.code in REJECTION_CODES
+
+
+def test_it_refuses_a_truncated_jpeg_with_an_end_marker_appended(astronaut_gray):
+    jpeg = pillow_bytes(Image.fromarray(astronaut_gray).resize((640, 480)), "JPEG")
+
+    assert rejection(jpeg[: len(jpeg) // 2] + b"\xff\xd9") == "undecodable"
+
+
+def test_it_refuses_a_small_jpeg_claiming_millions_of_pixels_before_decoding_them(monkeypatch):
+    jpeg = pillow_bytes(Image.new("L", (4096, 4096), 128), "JPEG")
+    crafted = jpeg[:12_800] + b"\xff\xd9"
+    monkeypatch.setattr("simplejpeg.decode_jpeg", lambda *a, **k: pytest.fail("it decoded the pixels"))
+
+    with pytest.raises(ImageRejected) as refused:
+        decode_image(crafted, **LIMITS)
+
+    assert refused.value.code == "undecodable"
+    assert "cannot hold a 4096×4096 JPEG" in refused.value.message
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_it_turns_a_jpeg_upright_as_its_exif_orientation_says(astronaut_gray, orientation):
+    image = Image.fromarray(astronaut_gray).resize((320, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))).convert("L"))
+
+    decoded = decode_image(buffer.getvalue(), **LIMITS)
+
+    assert decoded.gray.shape == upright.shape
+    assert np.abs(decoded.gray.astype(int) - upright.astype(int)).mean() < 3

@@ -1,10 +1,49 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
+
+
+@pytest.fixture
+def staff_client(client, db):
+    staff = get_user_model().objects.create_user("operator", password="x-9-long-enough", is_staff=True)
+    client.force_login(staff)
+    return client
 
 
 @pytest.mark.django_db
-def test_it_reports_every_service_healthy(client, fake_emotions):
+def test_it_tells_anyone_only_the_status(client, fake_emotions):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_it_tells_the_public_nothing_of_a_failing_services_address(client, settings, fake_emotions):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "degraded"}
+    assert b"127.0.0.1" not in response.content
+
+
+@pytest.mark.django_db
+def test_it_answers_head_requests_of_monitors(client, fake_emotions):
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_reports_every_service_healthy(staff_client, fake_emotions):
+    client = staff_client
     response = client.get("/healthz")
 
     assert response.status_code == 200
@@ -15,7 +54,8 @@ def test_it_reports_every_service_healthy(client, fake_emotions):
 
 
 @pytest.mark.django_db
-def test_it_answers_503_naming_an_unreachable_redis(client, settings, fake_emotions):
+def test_it_answers_503_naming_an_unreachable_redis(staff_client, settings, fake_emotions):
+    client = staff_client
     dead = "redis://127.0.0.1:1/0"
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead}
@@ -35,7 +75,8 @@ def test_it_answers_503_naming_an_unreachable_redis(client, settings, fake_emoti
 
 
 @pytest.mark.django_db
-def test_it_names_a_missing_emotion_model(client, settings, tmp_path):
+def test_it_names_a_missing_emotion_model(staff_client, settings, tmp_path):
+    client = staff_client
     settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
     settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "missing.keras"
 
@@ -47,7 +88,8 @@ def test_it_names_a_missing_emotion_model(client, settings, tmp_path):
 
 @pytest.mark.django_db
 @pytest.mark.redis
-def test_it_reports_a_real_redis_healthy(client, settings, redis_url, fake_emotions):
+def test_it_reports_a_real_redis_healthy(staff_client, settings, redis_url, fake_emotions):
+    client = staff_client
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}
     }
@@ -63,7 +105,8 @@ def test_it_reports_a_real_redis_healthy(client, settings, redis_url, fake_emoti
 
 @pytest.mark.django_db
 @pytest.mark.postgres
-def test_it_runs_on_a_real_postgresql(client, postgres_url, fake_emotions):
+def test_it_runs_on_a_real_postgresql(staff_client, postgres_url, fake_emotions):
+    client = staff_client
     response = client.get("/healthz")
 
     assert response.json()["checks"]["database"]["vendor"] == "postgresql"

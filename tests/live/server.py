@@ -42,9 +42,10 @@ class Server:
 
 
 @contextmanager
-def serve(log_path: Path, **env: str) -> Iterator[Server]:
-    """Start ``manage.py serve`` on a free port with ``env`` on top of the test's settings; stop it after."""
-    port = free_port()
+def serve(log_path: Path, *, port: int | None = None, **env: str) -> Iterator[Server]:
+    """Start ``manage.py serve`` on ``port`` (a free one by default) with ``env`` on top of the test's
+    settings; stop it after."""
+    port = port or free_port()
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "fer_site.settings",
@@ -53,7 +54,7 @@ def serve(log_path: Path, **env: str) -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
         **env,
     }
-    with open(log_path, "wb") as log:
+    with open(log_path, "ab") as log:  # a restarted server adds to the same log
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO,

@@ -13,13 +13,20 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
+from adaptation.engine import reading_words
 from adaptation.models import ContentItem, ItemDailyStat, MoodMinuteStat, Rule, RuleItem, Theme
 from emotions.batcher import Overloaded
-from emotions.consumers import CLOSE_IDLE, CLOSE_POLICY_VIOLATION, LIVE_SESSIONS
 from emotions.labels import EMOTIONS
 from emotions.models import ModelVersion
 from emotions.services import emotion_engine, model_version_activate
 from fer_site.asgi import application
+from fer_site.live.consumers import (
+    CLOSE_IDLE,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_TRY_LATER,
+    LIVE_SESSIONS,
+    UNAVAILABLE_RETRY_S,
+)
 from tests.conftest import model_archive_write
 from tests.live.conftest import live_socket
 from tests.live.media import face_jpeg, noise_jpeg
@@ -65,7 +72,8 @@ async def test_it_greets_with_its_limits_and_the_content_for_no_camera(live_sett
     assert content["is_default"] is True
     assert content["theme"]["css"]["--bg"] == "#ffffff"
     assert [item["title"] for item in content["items"]["hero"]] == ["Default item"]
-    assert "no camera reading" in content["reason"]
+    assert content["reason"] == "Expression reading is off, so you see the usual page."
+    assert content["hold_s"] == 0  # the content for no camera never holds back the first reading
 
 
 async def test_it_answers_real_jpeg_frames_with_emotion_messages(live_settings):
@@ -120,7 +128,8 @@ async def test_it_shows_the_content_the_rules_map_the_tracked_mood_to(live_setti
     assert content["is_default"] is False
     assert content["theme"]["css"]["--bg"] == (await sync_to_async(lambda: rules[mood].theme.background)())
     assert [item["title"] for item in content["items"]["hero"]] == [f"For {mood} item"]
-    assert f"the mood is {mood}" in content["reason"]
+    assert content["reason"].startswith(reading_words()[mood]["was"])  # "You looked …", in plain words
+    assert emotion["mood_next"] is None  # the mood is steady: nothing it is changing to
     # What was shown is counted per item and mood, and the mood per minute; nothing names the visitor.
     impressions = await sync_to_async(list)(
         ItemDailyStat.objects.values_list("item__title", "mood", "impressions")
@@ -204,6 +213,7 @@ async def test_it_answers_a_bad_frame_with_an_error_and_stays_open(live_settings
     ("text", "code"),
     [
         ("not json", "invalid_json"),
+        ("[" * 1000 + "]" * 1000, "invalid_json"),  # 2 KB that once crashed the connection
         ("[1, 2]", "invalid_message"),
         ('{"kind": "pause"}', "invalid_message"),
         ('{"type": "dance"}', "unknown_type"),
@@ -392,3 +402,22 @@ async def test_it_never_puts_a_frame_on_the_channel_layer(live_settings, monkeyp
     for message in sent:
         assert set(message) <= {"type", "version"}
         assert not any(isinstance(value, bytes | bytearray | memoryview) for value in message.values())
+
+
+async def test_it_refuses_a_page_cleanly_with_a_retry_while_the_channel_layer_is_down(live_settings):
+    live_settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:1/0"]},  # nothing listens there
+        }
+    }
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=[(b"origin", b"http://localhost")])
+
+    connected, _ = await communicator.connect(timeout=10)
+    message = json.loads(await communicator.receive_from(timeout=10))
+    closed = await communicator.receive_output(timeout=10)
+
+    assert connected
+    assert message["type"] == "error" and message["code"] == "unavailable"
+    assert message["retry_after_s"] == UNAVAILABLE_RETRY_S
+    assert closed == {"type": "websocket.close", "code": CLOSE_TRY_LATER}

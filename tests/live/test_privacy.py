@@ -12,7 +12,6 @@ import base64
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import cv2
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.core.management import call_command
 from websockets.sync.client import connect
 
@@ -33,6 +33,8 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 # A JPEG's first bytes in base64 ("/9j/4"), a PNG's ("iVBORw0KGgo"), and data URLs.
 IMAGE_TEXT_MARKERS = (b"/9j/4", b"iVBORw0KGgo", b"data:image/")
 SKIP_DIRS = {".git", ".venv", "node_modules"}
+# Other test runs on the machine write their own var folders (screenshots...): the server's is scanned apart.
+SKIP_TOP_DIRS = {"var"}
 
 
 def frames_to_send() -> list[bytes]:
@@ -73,7 +75,9 @@ def image_trace(data: bytes, prints: set[bytes]) -> str | None:
 def files_changed_since(since: float, roots: list[Path]) -> Iterator[Path]:
     for root in roots:
         for folder, dirs, names in os.walk(root):
-            dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+            dirs[:] = [
+                d for d in dirs if d not in SKIP_DIRS and not (folder == str(REPO) and d in SKIP_TOP_DIRS)
+            ]
             for name in names:
                 path = Path(folder, name)
                 try:
@@ -100,8 +104,12 @@ def test_a_stream_of_frames_leaves_no_image_on_disk_in_the_database_or_in_the_lo
     replies = []
     call_command("load_demo_content", verbosity=0)  # rules fire, so decisions and counts are written
 
+    # The server gets a temporary folder of its own: the machine's /tmp is shared with other programs.
+    server_tmp = tmp_path / "server-tmp"
+    server_tmp.mkdir()
     with serve(
         tmp_path / "server.log",
+        TMPDIR=str(server_tmp),
         EMOTIONS_BACKEND="emotions.fake.FakeClassifier",
         EMOTIONS_MOOD_MIN_CONFIDENCE="0.1",  # so the fake's moods fire rules and get counted
         LOG_LEVEL="DEBUG",
@@ -126,7 +134,7 @@ def test_a_stream_of_frames_leaves_no_image_on_disk_in_the_database_or_in_the_lo
     assert any(r["type"] == "emotion" and r["faces"] for r in replies)
 
     found = {}
-    for path in files_changed_since(started, [REPO, Path(tempfile.gettempdir())]):
+    for path in files_changed_since(started, [REPO, Path(settings.VAR_DIR), server_tmp]):
         try:
             data = path.read_bytes()
         except OSError:

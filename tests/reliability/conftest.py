@@ -21,9 +21,13 @@ ABUSE_LIMITS = {
     "LIVE_MAX_FPS": "5",
     "LIVE_FLOOD_DROPS": "10",
     "LIVE_IDLE_TIMEOUT_S": "5",
+    "LIVE_MAX_CONNECTIONS_PER_CLIENT": "20",
     "WEBSOCKET_PING_INTERVAL_S": "1",
     "WEBSOCKET_PING_TIMEOUT_S": "2",
 }
+
+
+OTHER_VISITOR_ADDRESS = "127.0.0.2"
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +82,8 @@ class SteadyVisitor:
     _task: asyncio.Task | None = None
 
     async def __aenter__(self) -> SteadyVisitor:
-        self.ws = await open_live(self.server)
+        # Another visitor than the abuser: another client address (the whole 127/8 is loopback).
+        self.ws = await open_live(self.server, local_addr=(OTHER_VISITOR_ADDRESS, 0))
         self._task = asyncio.create_task(self._run())
         await self.served_after(time.monotonic())
         return self

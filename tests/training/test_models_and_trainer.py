@@ -133,11 +133,10 @@ def test_a_cosine_schedule_decays_the_rate_to_its_floor_and_resumes_on_the_same_
     assert resumed.history["learning_rate"] == pytest.approx(rates, rel=1e-5)
 
 
-def test_the_web_forms_offer_the_trainers_schedules():
-    from training.services import LR_SCHEDULE_CHOICES
-    from training.trainer import LR_SCHEDULES
+def test_every_architecture_of_the_option_table_has_a_builder():
+    from training import architectures, config
 
-    assert LR_SCHEDULE_CHOICES == LR_SCHEDULES  # named twice so that forms need not import Keras
+    assert tuple(architectures.BUILDERS) == config.ARCHITECTURES
 
 
 def test_it_refuses_an_unknown_schedule():

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from fer_site.api_keys import api_key_create
+from fer_site.api.keys import api_key_create
 from fer_site.models import Scope
 
 

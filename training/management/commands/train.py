@@ -8,15 +8,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from training.config import OPTIONS, Option
 from training.models import TrainingRun
-from training.services import (
-    ARCHITECTURE_CHOICES,
-    LR_SCHEDULE_CHOICES,
-    model_package,
-    training_run_claim,
-    training_run_create,
-    training_run_execute,
-)
+from training.services import model_package, training_run_claim, training_run_create, training_run_execute
 
 
 class Command(BaseCommand):
@@ -26,39 +20,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--data", required=True, help="Dataset folder (train/, val/ or test/) or fer2013.csv."
         )
-        parser.add_argument("--arch", default="mini_xception", choices=ARCHITECTURE_CHOICES)
-        parser.add_argument("--epochs", type=int, default=60)
-        parser.add_argument("--batch-size", type=int, default=64)
-        parser.add_argument("--lr", type=float, default=1e-3, help="Initial learning rate.")
-        parser.add_argument("--no-augment", action="store_true", help="Train without augmentation.")
-        parser.add_argument(
-            "--class-weights", action="store_true", help="Weight classes by inverse frequency."
-        )
-        parser.add_argument("--label-smoothing", type=float, default=0.0)
-        parser.add_argument("--patience", type=int, default=15, help="Early-stopping patience in epochs.")
-        parser.add_argument("--fine-tune-epochs", type=int, default=0)
-        parser.add_argument("--fine-tune-lr", type=float, default=1e-5)
-        parser.add_argument("--weights", help="Local ImageNet weights file for transfer architectures.")
-        parser.add_argument(
-            "--width",
-            type=float,
-            default=1.0,
-            help="Filter multiplier for custom_cnn and mini_xception (2: about 4x the parameters).",
-        )
-        parser.add_argument(
-            "--lr-schedule",
-            default="plateau",
-            choices=LR_SCHEDULE_CHOICES,
-            help="plateau: halve the rate when val_loss stalls; cosine: decay smoothly over the epochs.",
-        )
-        parser.add_argument(
-            "--init-model", help="Start from this .keras model's weights (same architecture)."
-        )
-        parser.add_argument(
-            "--mirror-average",
-            action="store_true",
-            help="Serve the average of each face and its mirror image (twice the compute).",
-        )
+        for option in OPTIONS.values():
+            _add_option(parser, option)
         parser.add_argument("--name", default="")
         parser.add_argument("--run-dir", default="", help="Checkpoint folder; an existing one is resumed.")
         parser.add_argument(
@@ -69,27 +32,13 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from tqdm import tqdm
 
-        config = {
-            "epochs": options["epochs"],
-            "batch_size": options["batch_size"],
-            "learning_rate": options["lr"],
-            "augment": not options["no_augment"],
-            "class_weights": options["class_weights"],
-            "label_smoothing": options["label_smoothing"],
-            "early_stopping_patience": options["patience"],
-            "fine_tune_epochs": options["fine_tune_epochs"],
-            "fine_tune_learning_rate": options["fine_tune_lr"],
-            "weights_path": options["weights"],
-            "width": options["width"],
-            "lr_schedule": options["lr_schedule"],
-            "init_model": options["init_model"],
-            "mirror_average": options["mirror_average"],
-        }
+        config = {name: _option_value(option, options) for name, option in OPTIONS.items()}
+        architecture = config.pop("architecture")
         if not Path(options["data"]).exists():
             raise CommandError(f"dataset not found: {options['data']}")
         try:
             run = training_run_create(
-                architecture=options["arch"],
+                architecture=architecture,
                 dataset_path=options["data"],
                 config=config,
                 name=options["name"],
@@ -99,7 +48,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         training_run_claim(run_id=run.pk, worker="manage.py train")
-        self.stdout.write(f"run {run.pk}: {options['arch']} on {options['data']} -> {run.folder}")
+        self.stdout.write(f"run {run.pk}: {architecture} on {options['data']} -> {run.folder}")
 
         bars: dict[str, tqdm] = {}
 
@@ -151,6 +100,34 @@ class Command(BaseCommand):
                 train_command=_command_line(),
             )
             self.stdout.write(f"wrote {result['model']} and its evaluation, pictures and model card")
+
+
+def _add_option(parser, option: Option) -> None:
+    """Add ``option`` under its flag; a boolean's flag turns it away from its default."""
+    if option.type is bool:
+        off = "Turn off (on by default): " if option.default else ""
+        parser.add_argument(
+            option.command_flag, action="store_true", dest=_dest(option), help=off + option.description
+        )
+        return
+    parser.add_argument(
+        option.command_flag,
+        dest=_dest(option),
+        type=option.type,
+        default=option.default,
+        choices=option.choices or None,
+        help=option.description + (" Default: %(default)s." if option.default is not None else ""),
+    )
+
+
+def _dest(option: Option) -> str:
+    # Named like the flag, so call_command(no_augment=True) means what --no-augment means.
+    return option.command_flag.removeprefix("--").replace("-", "_")
+
+
+def _option_value(option: Option, options: dict):
+    value = options[_dest(option)]
+    return (not value if option.default else value) if option.type is bool else value
 
 
 def _command_line() -> str:

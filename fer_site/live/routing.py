@@ -1,8 +1,8 @@
-"""WebSocket routes of the emotions app."""
+"""WebSocket route of the live page."""
 
 from django.urls import path
 
-from emotions.consumers import LiveConsumer
+from fer_site.live.consumers import LiveConsumer
 
 websocket_urlpatterns = [
     path("ws/live/", LiveConsumer.as_asgi()),

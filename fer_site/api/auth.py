@@ -22,8 +22,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from fer_site.api_keys import api_key_find
-from fer_site.api_rates import parse_rate
+from fer_site.api.keys import api_key_find
+from fer_site.api.rates import parse_rate
 from fer_site.models import ApiKey
 
 KEYWORD = "Api-Key"
@@ -110,7 +110,7 @@ class ApiKeyThrottle(BaseThrottle):
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "fer_site.api_auth.ApiKeyAuthentication"
+    target_class = "fer_site.api.auth.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

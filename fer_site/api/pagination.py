@@ -14,8 +14,33 @@ from rest_framework.views import APIView
 
 
 class ApiPagination(LimitOffsetPagination):
+    """DRF's limit/offset pages; a bad, negative or repeated ``limit`` or ``offset`` is a 400, not ignored."""
+
     default_limit = 50
     max_limit = 200
+
+    def get_limit(self, request: Request) -> int | None:
+        if self._strict_int(request, self.limit_query_param, minimum=1) is None:
+            return self.default_limit
+        return super().get_limit(request)
+
+    def get_offset(self, request: Request) -> int:
+        return self._strict_int(request, self.offset_query_param, minimum=0) or 0
+
+    @staticmethod
+    def _strict_int(request: Request, name: str, *, minimum: int) -> int | None:
+        values = request.query_params.getlist(name)
+        if not values:
+            return None
+        if len(values) > 1:
+            raise serializers.ValidationError({name: ["Give this parameter once."]})
+        try:
+            value = int(values[0])
+        except ValueError:
+            raise serializers.ValidationError({name: ["A whole number is required."]}) from None
+        if value < minimum:
+            raise serializers.ValidationError({name: [f"Ensure this value is at least {minimum}."]})
+        return value
 
 
 PAGE_PARAMETERS = [

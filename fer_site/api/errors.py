@@ -4,32 +4,29 @@
 and ``details`` an object with specifics (field errors, the rejected image) or
 null. Unexpected exceptions are logged here and answered with a plain 500:
 clients never see a traceback.
+
+The handler knows Django's and DRF's exceptions and :class:`ApiError`; an app
+whose services raise exceptions of their own registers how each is answered
+(:func:`api_error_register`, from the app's ``AppConfig.ready``), so this
+module imports no app.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from django.core import exceptions as django_exceptions
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404
-from rest_framework import exceptions, serializers, status
+from redis.exceptions import RedisError
+from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from emotions.batcher import BatcherClosed, Overloaded
-from emotions.classifier import ModelUnavailable
-from emotions.decoder import TOO_LARGE, TOO_MANY_PIXELS, UNDECODABLE, UNSUPPORTED_FORMAT, ImageRejected
-
 logger = logging.getLogger(__name__)
-
-# A decoder refusal and its status: too many pixels is "too large" in another unit, hence 413.
-IMAGE_REJECTION_STATUS = {
-    UNSUPPORTED_FORMAT: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-    TOO_LARGE: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    TOO_MANY_PIXELS: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    UNDECODABLE: status.HTTP_400_BAD_REQUEST,
-}
 
 
 class ApiError(exceptions.APIException):
@@ -58,14 +55,22 @@ class ServiceUnavailable(ApiError):
         self.wait = retry_after_s
 
 
-def image_rejected_error(rejected: ImageRejected, details: dict[str, Any] | None = None) -> ApiError:
-    """Return the API error for an image the decoder refused, keeping its code and message."""
-    return ApiError(
-        status_code=IMAGE_REJECTION_STATUS.get(rejected.code, status.HTTP_400_BAD_REQUEST),
-        code=rejected.code,
-        message=f"The image was refused: {rejected.message}.",
-        details=details,
-    )
+# An app's exception type → the function that turns one into the ApiError clients get.
+_CONVERTERS: dict[type[BaseException], Callable[[Any], ApiError]] = {}
+
+
+def api_error_register(*exception_types: type[BaseException], convert: Callable[[Any], ApiError]) -> None:
+    """Answer each of ``exception_types`` (and its subclasses) raised in an API view with ``convert(exc)``."""
+    for exception_type in exception_types:
+        _CONVERTERS[exception_type] = convert
+
+
+def _registered_error(exc: Exception) -> ApiError | None:
+    for cls in type(exc).__mro__:  # the most specific registration wins
+        convert = _CONVERTERS.get(cls)
+        if convert is not None:
+            return convert(exc)
+    return None
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -102,16 +107,18 @@ def _as_api_exception(exc: Exception, context: dict[str, Any]) -> exceptions.API
         return exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
-    if isinstance(exc, ImageRejected):
-        return image_rejected_error(exc)
-    if isinstance(exc, Overloaded | BatcherClosed):
-        return ServiceUnavailable("overloaded", "The expression model is busy; retry in a moment.")
-    if isinstance(exc, ModelUnavailable):
-        # The reason (a file path, a load error) is for the operators' log and /healthz, not for clients.
-        logger.warning("no expression model to serve: %s", exc)
+    if isinstance(exc, RedisError | ConnectionError | TimeoutError):
+        # The shared cache (throttles, decisions) or another service is down: a wait, not a bug.
+        logger.warning("a service the API needs is unavailable: %s", exc)
         return ServiceUnavailable(
-            "model_unavailable", "No expression model can be served yet; retry later.", 30
+            "service_unavailable", "A service the API depends on is unavailable; retry shortly.", 5
         )
+    if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
+        logger.warning("the database is unavailable: %s", exc)
+        return ServiceUnavailable("database_unavailable", "The database is unavailable; retry shortly.", 5)
+    registered = _registered_error(exc)
+    if registered is not None:
+        return registered
     request = context.get("request")
     logger.error(
         "unexpected error in %s %s",

@@ -23,7 +23,7 @@ from django.utils.datastructures import MultiValueDict
 from rest_framework import exceptions
 from rest_framework.parsers import BaseParser, DataAndFiles, JSONParser, get_encoding
 
-from fer_site.api_errors import ApiError, RequestTooLarge
+from fer_site.api.errors import ApiError, RequestTooLarge
 
 # JSON bodies are small forms; nothing in the API needs more.
 MAX_JSON_BYTES = 64 * 1024

@@ -1,9 +1,10 @@
 """The live WebSocket ``/ws/live/``: webcam frames in, expressions and adapted content out.
 
 This is the one place where perception (the emotion engine) meets adaptation
-(the content rules). Binary messages are JPEG or PNG frames; text messages are
-small JSON controls; every message out is JSON with a ``type``. README.md
-("The live WebSocket") documents the protocol for other clients.
+(the content rules): it moves messages and calls the services of each. Binary
+messages are JPEG or PNG frames; text messages are small JSON controls; every
+message out is JSON with a ``type``. README.md ("The live WebSocket")
+documents the protocol for other clients.
 
 Privacy: a frame lives only in memory, in this connection's one-frame slot and
 the pipeline's locals, and is never logged, stored or sent through the channel
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 import weakref
 from collections import OrderedDict
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,8 +33,8 @@ from django.core.exceptions import ValidationError
 from adaptation.engine import Decision, VisitorState
 from adaptation.services import (
     CONTENT_GROUP,
-    content_decide,
     content_event_record,
+    content_show,
     decision_serialize,
     mood_sample_record,
     stats_mood,
@@ -42,9 +43,9 @@ from emotions.batcher import BatcherClosed, Overloaded
 from emotions.classifier import ModelUnavailable
 from emotions.decoder import TOO_LARGE, ImageRejected
 from emotions.detector import FaceTrack
-from emotions.live import RateGate, Throttle
 from emotions.mood import MoodState, MoodTracker
-from emotions.services import MODEL_GROUP, emotion_engine, mood_tracker_create
+from emotions.services import MODEL_GROUP, emotion_engine_start, frame_analyze, mood_tracker_create
+from fer_site.live.limits import RateGate, Throttle
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,18 @@ PROTOCOL_VERSION = 1
 # 3000-4999, so the RFC's 1008 "policy violation" would turn into a 1011 server error.
 CLOSE_POLICY_VIOLATION = 4008
 CLOSE_IDLE = 4408
+# A service the connection needs (the channel layer: Redis) is down: retry later, with backoff.
+CLOSE_TRY_LATER = 4503
+UNAVAILABLE_RETRY_S = 5
 MAX_CONTROL_BYTES = 4096
 CONTROLS_PER_S = 10.0
 FLOOD_WINDOW_S = 10.0
 WARNING_INTERVAL_S = 1.0
-# While a cool-down holds content for an older mood, the decision is asked again this often.
+# While the content on screen was chosen for another reading than the current one (or the usual page
+# stands in for an expression that was not clear enough), the decision is asked again this often.
 DECISION_RETRY_S = 1.0
+# A held decision is asked again this long after its cool-down ends, so it has surely ended.
+HOLD_MARGIN_S = 0.05
 # Clicks may name a decision shown a moment ago, not only the current one.
 RECENT_DECISIONS = 8
 
@@ -74,8 +81,6 @@ class LiveSession:
     track: FaceTrack
     frames: RateGate
     controls: RateGate
-    # Random per connection: lets each impression and click count once, identifies no one.
-    visitor_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     visitor: VisitorState = field(default_factory=VisitorState)
     warnings: Throttle = field(default_factory=lambda: Throttle(WARNING_INTERVAL_S))
     paused: bool = False
@@ -90,17 +95,44 @@ class LiveSession:
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
+    # Channels joins these before connect() and leaves them on disconnect, whatever went wrong.
+    groups = [CONTENT_GROUP, MODEL_GROUP]
     session: LiveSession | None = None
     closing = False
     worker: asyncio.Task | None = None  # analyses the waiting frame
     watchdog: asyncio.Task | None = None  # closes the connection when it falls silent
+    hold_timer: asyncio.Task | None = None  # decides again when a cool-down that holds the content ends
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        try:
+            await super().websocket_connect(message)  # joins self.groups, then connect()
+        except Exception as exc:  # e.g. Redis is down: refuse this page cleanly, without a traceback
+            logger.warning("live connection refused, the channel layer is unavailable: %s", exc)
+            await self.accept()
+            await self.send_error(
+                "unavailable",
+                f"The live service is unavailable for a moment; retry in {UNAVAILABLE_RETRY_S} s.",
+                retry_after_s=UNAVAILABLE_RETRY_S,
+            )
+            await self.close_with(CLOSE_TRY_LATER)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # Channels leaves the groups, then calls disconnect(); a leave that fails (Redis down) must not
+        # skip disconnect(). The layer expires a member it could not remove (its group_expiry).
+        for group in self.groups:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:
+                logger.warning("could not leave %s: %s", group, exc)
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def connect(self) -> None:
         self.decide_lock = asyncio.Lock()
         self.fps = settings.LIVE_MAX_FPS
         self.max_frame_bytes = settings.LIVE_MAX_FRAME_BYTES
         self.idle_timeout_s = settings.LIVE_IDLE_TIMEOUT_S
-        model_version = _engine_start()
+        model_version = emotion_engine_start()
         flood_drops = settings.LIVE_FLOOD_DROPS
         self.session = LiveSession(
             tracker=mood_tracker_create(),
@@ -110,8 +142,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
         )
         LIVE_SESSIONS.add(self.session)
         await self.accept()
-        for group in (CONTENT_GROUP, MODEL_GROUP):
-            await self.channel_layer.group_add(group, self.channel_name)
         await self.send_message(
             "ready",
             protocol=PROTOCOL_VERSION,
@@ -124,11 +154,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.watchdog = asyncio.create_task(self.close_when_idle())
 
     async def disconnect(self, code: int) -> None:
-        for task in (self.worker, self.watchdog):
+        for task in (self.worker, self.watchdog, self.hold_timer):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-        for group in (CONTENT_GROUP, MODEL_GROUP):
-            await self.channel_layer.group_discard(group, self.channel_name)
         session, self.session = self.session, None
         if session is not None:
             logger.debug("live session closed (%s) after %d frames", code, session.frames_analysed)
@@ -185,13 +213,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def frame_analyse(self, session: LiveSession, frame: bytes) -> None:
         try:
-            engine = emotion_engine()
-        except Exception as exc:  # e.g. a bad EMOTIONS_BACKEND: logged once per frame, visitor told
-            logger.error("the emotion engine could not start: %s", exc)
-            await self.send_error("model_unavailable", "No expression model can be served now.")
-            return
-        try:
-            result = await engine.pipeline.analyze(frame, session.tracker, track=session.track)
+            result = await frame_analyze(frame=frame, tracker=session.tracker, track=session.track)
         except ImageRejected as rejected:
             await self.send_error(rejected.code, rejected.message)
             return
@@ -204,17 +226,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         session.frames_analysed += 1
         mood = result.mood
         assert mood is not None  # a tracker was given
-        await self.send_message(
-            "emotion",
-            faces=[face.as_dict() for face in result.faces],
-            width=result.width,
-            height=result.height,
-            mood=mood.mood,
-            confidence=round(mood.confidence, 4),
-            mood_changed=mood.changed,
-            model_version=result.model_version,
-            timings_ms=result.timings_ms,
-        )
+        # mood_next: the reading the mood is changing to, while the tracker waits out its dwell (the held
+        # mood's probability may have collapsed by then: pages show "changing", not that probability).
+        await self.send_message("emotion", **{**result.as_dict(), "mood_next": mood.candidate})
         await self.mood_follow(session, mood)
 
     async def mood_follow(self, session: LiveSession, mood: MoodState) -> None:
@@ -222,12 +236,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if mood.changed:
             await database_sync_to_async(mood_sample_record)(mood=mood.mood)
             await self.content_update()
-        elif (
-            session.shown is not None
-            and session.shown.mood != mood.mood
+            return
+        shown = session.shown
+        if (
+            shown is not None
+            and self.hold_timer is None  # a held decision is asked again when its cool-down ends
             and time.monotonic() - session.decided_at >= DECISION_RETRY_S
+            and (shown.mood != mood.mood or shown.unclear)
         ):
-            # A cool-down kept the content of an earlier mood; it may have run out by now.
+            # The content was chosen for another reading (e.g. before the first frame), or a rule for the
+            # mood may fire now that the expression reads more clearly.
             await self.content_update()
 
     async def dropped(self, session: LiveSession, gate: RateGate, code: str, message: str) -> None:
@@ -251,7 +269,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
             try:
                 decision = await database_sync_to_async(content_show)(
                     visitor=session.visitor,
-                    visitor_key=session.visitor_key,
                     mood=session.mood,
                     confidence=session.confidence,
                     shown_id=session.shown.decision_id if session.shown else None,
@@ -261,17 +278,38 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 await self.warn(session, "content_unavailable", "Content could not be chosen; retrying.")
                 return
             session.decided_at = time.monotonic()
-            unchanged = session.shown is not None and decision.decision_id == session.shown.decision_id
-            session.shown = decision
-            if unchanged:
+            shown = session.shown
+            if decision.held:
+                # A cool-down keeps the content on screen; the page words the wait itself (hold_s).
+                self.content_update_later(decision.hold_s + HOLD_MARGIN_S)
                 return
-            session.recent[decision.decision_id] = stats_mood(decision.mood)
-            while len(session.recent) > RECENT_DECISIONS:
-                session.recent.popitem(last=False)
+            session.shown = decision
+            if shown is not None and not forget and _same_words(shown, decision):
+                return
+            if shown is None or decision.decision_id != shown.decision_id:
+                session.recent[decision.decision_id] = stats_mood(decision.mood)
+                while len(session.recent) > RECENT_DECISIONS:
+                    session.recent.popitem(last=False)
+            # Sent for new content, and for the same content with the reason for a new reading.
             await self.send_message("content", **decision_serialize(decision))
 
+    def content_update_later(self, delay_s: float) -> None:
+        """Decide again after ``delay_s`` (once: a cool-down ends at one moment)."""
+        if self.hold_timer is None:
+            self.hold_timer = asyncio.create_task(self.content_update_after(delay_s))
+
+    async def content_update_after(self, delay_s: float) -> None:
+        try:
+            await asyncio.sleep(delay_s)
+        finally:
+            self.hold_timer = None
+        await self.content_update()
+
     async def content_changed(self, event: dict[str, Any]) -> None:
-        """Operators changed rules, themes or items: decide again, ignoring the cool-down."""
+        """Operators changed rules, themes or items: decide again, ignoring the cool-down, and send it.
+
+        Sent even when the same items are picked again: their text or pictures may be what changed.
+        """
         await self.content_update(forget=True)
 
     async def model_changed(self, event: dict[str, Any]) -> None:
@@ -290,6 +328,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text)
+        except RecursionError:  # "[" * 1000 fits the size limit; the connection must survive it
+            await self.send_error("invalid_json", "Text messages must be JSON objects, not nested this deep.")
+            return
         except ValueError:
             await self.send_error("invalid_json", "Text messages must be JSON objects.")
             return
@@ -323,7 +364,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 kind="click",
                 item_id=item_id,
                 mood=mood,
-                visitor_key=session.visitor_key,
                 decision_id=decision_id,
             )
         except ValidationError as error:
@@ -351,8 +391,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if session.warnings.ready(code):
             await self.send_message("warning", code=code, message=message)
 
-    async def send_error(self, code: str, message: str) -> None:
-        await self.send_message("error", code=code, message=message)
+    async def send_error(self, code: str, message: str, **details: Any) -> None:
+        await self.send_message("error", code=code, message=message, **details)
 
     async def send_message(self, kind: str, **fields: Any) -> None:
         if self.closing:
@@ -361,32 +401,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(payload, separators=(",", ":")))
 
 
-def content_show(
-    *, visitor: VisitorState, visitor_key: str, mood: str | None, confidence: float, shown_id: str | None
-) -> Decision:
-    """Return the decision for ``mood``; when it is new, count an impression of each of its items."""
-    decision = content_decide(mood=mood, confidence=confidence, visitor_state=visitor)
-    if decision.decision_id == shown_id:
-        return decision
-    for item_id in decision.item_ids:
-        visitor.impression_add(item_id)
-        try:
-            content_event_record(
-                kind="impression",
-                item_id=item_id,
-                mood=stats_mood(decision.mood),
-                visitor_key=visitor_key,
-                decision_id=decision.decision_id,
-            )
-        except ValidationError as error:  # e.g. the item was deleted a moment ago
-            logger.info("impression of item %s not counted: %s", item_id, " ".join(error.messages))
-    return decision
-
-
-def _engine_start() -> str:
-    """Build this process's engine now, so the model loads before the first frame; return its version."""
-    try:
-        return emotion_engine().pipeline.model_version
-    except Exception:  # frames will report model_unavailable; the page still gets content
-        logger.exception("the emotion engine could not start")
-        return "none"
+def _same_words(shown: Decision, decision: Decision) -> bool:
+    """Return whether ``decision`` would show the page nothing new: same content, reading and reason."""
+    return (decision.decision_id, decision.mood, decision.reason) == (
+        shown.decision_id,
+        shown.mood,
+        shown.reason,
+    )

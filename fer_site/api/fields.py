@@ -1,0 +1,38 @@
+"""Serializer fields stricter than DRF's defaults, for input the schema promises to refuse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QuerySerializer(serializers.Serializer):
+    """A serializer of query parameters: each given at most once and never empty.
+
+    DRF reads ``?status=`` as leaving ``status`` out and ``?x=1&x=2`` as ``x=2``; the schema allows
+    neither, so both are refused with the field named.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors = {}
+        for name in self.fields:
+            values = (
+                data.getlist(name) if hasattr(data, "getlist") else ([data[name]] if name in data else [])
+            )
+            if len(values) > 1:
+                errors[name] = ["Give this parameter once."]
+            elif values and values[0] == "":
+                errors[name] = ["This parameter may not be empty."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
