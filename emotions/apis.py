@@ -10,14 +10,16 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from emotions.api_errors import image_rejected_error
 from emotions.decoder import ImageRejected
+from emotions.detector import KEYPOINTS
 from emotions.labels import EMOTIONS
 from emotions.models import ModelVersion
 from emotions.pipeline import STAGES, FrameResult
 from emotions.services import emotion_engine, model_version_activate
-from fer_site.api import PAGE_PARAMETERS, paginated_response, paginated_serializer
-from fer_site.api_errors import ErrorSerializer, image_rejected_error
-from fer_site.api_uploads import ImageMultiPartParser, JpegBodyParser, PngBodyParser
+from fer_site.api.errors import ErrorSerializer
+from fer_site.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_serializer
+from fer_site.api.uploads import ImageMultiPartParser, JpegBodyParser, PngBodyParser
 from fer_site.models import Scope
 
 ProbabilitiesSerializer = type(
@@ -33,6 +35,16 @@ TimingsSerializer = type(
     | {"Meta": type("Meta", (), {"ref_name": "StageTimings"})},
 )
 
+KeypointsSerializer = type(
+    "KeypointsSerializer",
+    (serializers.Serializer,),
+    {
+        name: serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+        for name in KEYPOINTS
+    }
+    | {"Meta": type("Meta", (), {"ref_name": "Keypoints"})},
+)
+
 
 class FaceSerializer(serializers.Serializer):
     box = serializers.ListField(
@@ -40,6 +52,14 @@ class FaceSerializer(serializers.Serializer):
         min_length=4,
         max_length=4,
         help_text="[x, y, width, height] in pixels of the image as sent, as on the live WebSocket.",
+    )
+    keypoints = KeypointsSerializer(
+        allow_null=True,
+        help_text=(
+            "[x, y] in pixels of the image as sent, per point; may lie outside the box. The face's own "
+            "right and left (on an unmirrored photo the right eye is on the image's left). "
+            "Null when the detector gives no keypoints (EMOTIONS_DETECTOR=haar)."
+        ),
     )
     probabilities = ProbabilitiesSerializer(help_text="One probability per expression; they sum to 1.")
     dominant = serializers.ChoiceField(choices=EMOTIONS, help_text="The most probable expression.")
@@ -79,6 +99,14 @@ _ANALYSIS_EXAMPLE = {
             "faces": [
                 {
                     "box": [236, 118, 164, 164],
+                    "keypoints": {
+                        "right_eye": [281.4, 163.0],
+                        "left_eye": [352.9, 166.2],
+                        "nose_tip": [316.2, 199.5],
+                        "mouth": [315.8, 232.1],
+                        "right_ear": [241.0, 178.3],
+                        "left_ear": [393.6, 184.2],
+                    },
                     "probabilities": {
                         "angry": 0.012,
                         "disgust": 0.001,
@@ -182,24 +210,8 @@ class EmotionAnalyzeApi(APIView):
 
 
 def _image_result(index: int, result: FrameResult) -> dict:
-    faces = []
-    for face in result.faces:
-        probabilities = {label: round(p, 4) for label, p in face.probabilities.items()}
-        faces.append(
-            {
-                "box": list(face.box),
-                "probabilities": probabilities,
-                "dominant": face.dominant,
-                "confidence": probabilities[face.dominant],
-            }
-        )
-    return {
-        "index": index,
-        "width": result.width,
-        "height": result.height,
-        "faces": faces,
-        "timings_ms": result.timings_ms,
-    }
+    data = result.as_dict()
+    return {"index": index, **{key: data[key] for key in ("width", "height", "faces", "timings_ms")}}
 
 
 class ModelVersionOutputSerializer(serializers.ModelSerializer):

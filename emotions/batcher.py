@@ -1,10 +1,10 @@
 """A micro-batcher: faces from all concurrent callers share one classifier call.
 
-Callers submit their face crops; one worker thread takes the oldest request,
-gathers more until ``max_batch`` faces are collected or the oldest has waited
-``max_wait_ms``, runs one batch and hands each caller its own rows. The queue is
-bounded: when it is full a caller gets :class:`Overloaded` at once instead of a
-growing delay.
+Callers submit their face crops; a worker thread takes the oldest request and
+whatever queued up behind it (up to ``max_batch`` faces), runs one batch and
+hands each caller its own rows. A face that is alone runs at once: batches form
+only when faces queue up, while the workers are busy. The queue is bounded: when
+it is full a caller gets :class:`Overloaded` at once instead of a growing delay.
 """
 
 from __future__ import annotations
@@ -71,19 +71,20 @@ class MicroBatcher:
 
     ``predict`` is a classifier (anything with ``predict``) or a function from
     (n, 48, 48, 1) float32 faces to (n, 7) probabilities; it is only ever called
-    from the worker threads. A lone caller never waits: the batcher waits for
-    stragglers only when its previous batch served several requests, the sign
-    that callers are concurrent, and only while they keep arriving; otherwise it
-    takes what is queued and runs. With ``workers`` > 1, that many threads each
-    gather and run batches from the one queue, so batches use every core while
-    each call keeps TensorFlow to one thread (fastest for a lone visitor).
+    from the worker threads. A lone face never waits: a worker takes the oldest
+    request and what is queued behind it, and runs. Only when several requests
+    were queued, the sign that callers are concurrent, does it wait for
+    stragglers, at most ``max_wait_ms`` after the oldest arrived and only while
+    they keep arriving (0, the default, never waits: worth a few ms where
+    batches pay, on a GPU). With ``workers`` > 1, that many threads each gather
+    and run batches from the one queue, so batches use every core.
     """
 
     def __init__(
         self,
         predict: Callable[[np.ndarray], np.ndarray] | Any,
         max_batch: int = 32,
-        max_wait_ms: float = 4.0,
+        max_wait_ms: float = 0.0,
         queue_size: int = 256,
         workers: int = 1,
     ) -> None:
@@ -97,7 +98,6 @@ class MicroBatcher:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
         self._closed = False
-        self._concurrent = False
         self._workers = [
             threading.Thread(target=self._work, name=f"attune-micro-batcher-{i}", daemon=True)
             for i in range(workers)
@@ -164,9 +164,10 @@ class MicroBatcher:
             if first is _STOP:
                 return
             batch, size = [first], len(first.faces)
-            wait = self._concurrent and self.max_wait_s > 0
             deadline = first.submitted_at + self.max_wait_s
             while size < self.max_batch:
+                # Waiting only pays when callers are concurrent: several requests queued together.
+                wait = len(batch) > 1 and self.max_wait_s > 0
                 try:
                     if wait:
                         # Stop early once callers fall silent: the stragglers have all arrived.
@@ -181,7 +182,6 @@ class MicroBatcher:
                     break
                 batch.append(item)
                 size += len(item.faces)
-            self._concurrent = len(batch) > 1
             self._run(batch)
 
     def _run(self, batch: list[_Request]) -> None:

@@ -1,16 +1,21 @@
-"""Expression classifiers: the Keras one that serves, and a hot-swapping holder around any backend.
+"""Expression classifiers: LiteRT and Keras backends, and a hot-swapping holder around any backend.
 
 A backend implements :class:`Classifier`: ``predict`` maps ``(n, 48, 48, 1)``
 float32 faces in [0, 1] to ``(n, 7)`` float32 probabilities in the order of
 :data:`emotions.labels.EMOTIONS`, ``load`` replaces its model, ``version`` names
-it. TensorFlow is imported lazily, on the first load.
+it, ``model_format`` says which of a model's files it loads. :class:`LiteRTClassifier`
+serves the ``.tflite`` file compiled from a model (:mod:`emotions.compile`) with
+LiteRT and XNNPACK, and never imports TensorFlow; :class:`KerasClassifier` serves
+the ``.keras`` file and imports TensorFlow lazily, on the first load.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import queue
 import threading
 import time
 import zipfile
@@ -27,6 +32,12 @@ from emotions.preprocessing import INPUT_SHAPE
 logger = logging.getLogger(__name__)
 
 NO_VERSION = "none"
+# The files of one model: the .keras file training writes, and the .tflite file compiled from it.
+KERAS = "keras"
+LITERT = "litert"
+# Largest difference between LiteRT's and Keras's probabilities on the sample faces a compiled
+# file may show (float32 LiteRT with XNNPACK differs by about 1e-7); above it the file is refused.
+LITERT_TOLERANCE = 1e-4
 
 
 class ModelFileError(Exception):
@@ -39,6 +50,8 @@ class ModelUnavailable(RuntimeError):
 
 class Classifier(Protocol):
     version: str
+    # Which file of a model ``load`` takes: KERAS or LITERT (a backend without it takes the .keras one).
+    model_format: str
 
     def load(self, path: str | Path, *, sha256: str | None = None, version: str | None = None) -> None:
         """Replace the model with the one at ``path``, keeping the old one if this fails."""
@@ -51,11 +64,29 @@ class Classifier(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ModelSpec:
-    """Which model file to serve: a path, the SHA-256 recorded for it (if any) and a label."""
+    """Which model to serve: its ``.keras`` file, its compiled ``.tflite`` file, their SHA-256s and a label.
+
+    ``litert_path`` is None when the model has no verified LiteRT file; ``litert_problem`` says why.
+    """
 
     path: Path
     sha256: str | None = None
     version: str = ""
+    litert_path: Path | None = None
+    litert_sha256: str | None = None
+    litert_problem: str = ""
+
+    def file_for(self, model_format: str) -> tuple[Path, str | None]:
+        """Return the file a backend loading ``model_format`` serves, and its recorded SHA-256."""
+        if model_format != LITERT:
+            return self.path, self.sha256
+        if self.litert_path is None:
+            raise ModelFileError(
+                f"{self.version or self.path.name} has no LiteRT file to serve "
+                f"({self.litert_problem or 'it was never compiled'}); compile it with "
+                "`manage.py compile_model`, or serve it with the Keras backend"
+            )
+        return self.litert_path, self.litert_sha256
 
 
 def file_sha256(path: str | Path) -> str:
@@ -96,6 +127,56 @@ def keras_file_problem(path: str | Path, *, sha256: str | None = None) -> str | 
     return None
 
 
+# A .tflite file is a FlatBuffer whose file identifier, at bytes 4 to 8, is "TFL3".
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+def litert_file_problem(path: str | Path, *, sha256: str | None = None) -> str | None:
+    """Return why the ``.tflite`` file at ``path`` cannot be served (missing, altered, not LiteRT), or None.
+
+    Imports no LiteRT: it checks the recorded SHA-256 and the FlatBuffer's identifier, not the model in it.
+    """
+    path = Path(path)
+    if path.suffix != ".tflite":
+        return f"{path.name} is not a .tflite file"
+    if not path.is_file():
+        return f"{path.name} does not exist"
+    if sha256:
+        actual = file_sha256(path)
+        if actual != sha256.lower():
+            return f"{path.name} has SHA-256 {actual}, but the registry records {sha256}"
+    with open(path, "rb") as handle:
+        header = handle.read(8)
+    if header[4:8] != TFLITE_IDENTIFIER:
+        return f"{path.name} is not a LiteRT model (no {TFLITE_IDENTIFIER.decode()} identifier)"
+    return None
+
+
+def litert_record_path(keras_path: str | Path) -> Path:
+    """Return the path of the record of ``keras_path``'s compiled LiteRT file: ``<stem>.litert.json``."""
+    return Path(keras_path).with_suffix(".litert.json")
+
+
+def litert_record_read(keras_path: str | Path) -> tuple[Path | None, str | None, str]:
+    """Return the verified LiteRT file compiled from ``keras_path``, its SHA-256, and why there is none.
+
+    Reads the record :func:`emotions.compile.compile_model` writes beside a model it compiled, for
+    models outside the registry (the shipped default): (path, sha256, "") or (None, None, reason).
+    """
+    record_path = litert_record_path(keras_path)
+    try:
+        record = json.loads(record_path.read_text())
+        path = record_path.parent / record["model"]
+        sha256, max_abs_diff = str(record["sha256"]), float(record["max_abs_diff"])
+    except FileNotFoundError:
+        return None, None, f"{Path(keras_path).name} was never compiled ({record_path.name} does not exist)"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, None, f"{record_path.name} is unreadable ({type(exc).__name__}: {exc})"
+    if not max_abs_diff <= LITERT_TOLERANCE:
+        return None, None, f"{path.name} differs from Keras by {max_abs_diff:.2g} (over {LITERT_TOLERANCE:g})"
+    return path, sha256, ""
+
+
 def check_faces(faces: np.ndarray) -> np.ndarray:
     """Return ``faces`` as (n, 48, 48, 1) float32, or raise ValueError."""
     faces = np.asarray(faces, dtype=np.float32)
@@ -134,6 +215,7 @@ class KerasClassifier:
     """Serve one ``.keras`` model made by Attune's training pipeline through a compiled function."""
 
     needs_model_file = True
+    model_format = KERAS
 
     def __init__(
         self,
@@ -230,6 +312,183 @@ def _freeze(tf: Any, function: Any) -> Callable[[np.ndarray], Any]:
     return lambda faces: frozen(tf.constant(faces, dtype=tf.float32))[0]
 
 
+class _LiteRTRunner:
+    """The interpreters of one thread: one kept at batch 1 (the lone face), one resized to other batches."""
+
+    def __init__(self, content: bytes, num_threads: int) -> None:
+        self.content = content
+        self.num_threads = num_threads
+        self.single = self._interpreter(1)
+        self.batch: Any = None
+        self.batch_size = 0
+        # Tensor indices stay put when an interpreter is resized; looking them up costs on every call.
+        self.input_index = self.single.get_input_details()[0]["index"]
+        self.output_index = self.single.get_output_details()[0]["index"]
+        # A model whose batch dimension is fixed at 1 cannot be resized: such models run face by face.
+        self.resizable = int(self.single.get_input_details()[0]["shape_signature"][0]) == -1
+
+    def _interpreter(self, batch: int) -> Any:
+        from ai_edge_litert.interpreter import Interpreter
+
+        # The default op resolver applies XNNPACK, LiteRT's CPU delegate, when tensors are allocated.
+        interpreter = Interpreter(model_content=self.content, num_threads=self.num_threads)
+        if batch != 1:
+            interpreter.resize_tensor_input(
+                interpreter.get_input_details()[0]["index"], [batch, *INPUT_SHAPE]
+            )
+        interpreter.allocate_tensors()
+        return interpreter
+
+    def run(self, faces: np.ndarray) -> np.ndarray:
+        """Return (n, 7) float32 outputs for (n, 48, 48, 1) float32 faces."""
+        count = len(faces)
+        if count == 1 or not self.resizable:
+            return np.concatenate([self._invoke(self.single, faces[i : i + 1]) for i in range(count)])
+        if self.batch is None:
+            self.batch, self.batch_size = self._interpreter(count), count
+        elif self.batch_size != count:
+            # Measured: resizing costs well under a millisecond, about what one face does.
+            self.batch.resize_tensor_input(self.input_index, [count, *INPUT_SHAPE])
+            self.batch.allocate_tensors()
+            self.batch_size = count
+        return self._invoke(self.batch, faces)
+
+    def _invoke(self, interpreter: Any, faces: np.ndarray) -> np.ndarray:
+        interpreter.set_tensor(self.input_index, faces)
+        interpreter.invoke()
+        # get_tensor copies, so the next invoke cannot change what this call returns.
+        return interpreter.get_tensor(self.output_index)
+
+
+def delegated_ops(interpreter: Any) -> int:
+    """Return how many nodes of an allocated interpreter a delegate (XNNPACK on CPU) runs, -1 if unknown."""
+    try:
+        ops = interpreter._get_ops_details()  # the one way LiteRT's Python API shows delegation
+    except Exception:  # a private method: a future LiteRT may lack it
+        return -1
+    return sum(1 for op in ops if op.get("op_name") == "DELEGATE")
+
+
+class LiteRTClassifier:
+    """Serve a ``.tflite`` model compiled from Attune's Keras model, with LiteRT and its XNNPACK delegate.
+
+    Imports LiteRT (``ai_edge_litert``), never TensorFlow. An interpreter runs one call at a time, so
+    the classifier holds ``interpreters`` sets of them, one per batch worker thread, each running on
+    ``num_threads`` threads; a call takes a free set and waits when all are busy. A set keeps one
+    interpreter at batch 1, for the lone face, and one resized to the batch at hand.
+    """
+
+    needs_model_file = True
+    model_format = LITERT
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        sha256: str | None = None,
+        version: str | None = None,
+        num_threads: int = 1,
+        interpreters: int = 1,
+        warmup_batch_sizes: Sequence[int] = (1, 8),
+    ) -> None:
+        if num_threads < 1 or interpreters < 1:
+            raise ValueError("num_threads and interpreters must be at least 1")
+        self.num_threads = num_threads
+        self.interpreters = interpreters
+        self.warmup_batch_sizes = tuple(warmup_batch_sizes)
+        self.xnnpack_nodes = 0
+        # The free runners and the label change together, in one assignment.
+        self._served: tuple[queue.SimpleQueue | None, str] = (None, NO_VERSION)
+        self._load_lock = threading.Lock()
+        if path is not None:
+            self.load(path, sha256=sha256, version=version)
+
+    @property
+    def version(self) -> str:
+        return self._served[1]
+
+    @property
+    def loaded(self) -> bool:
+        return self._served[0] is not None
+
+    @property
+    def xnnpack(self) -> bool:
+        """Return whether XNNPACK runs the served model (at least one node delegated to it)."""
+        return self.xnnpack_nodes > 0
+
+    def load(self, path: str | Path, *, sha256: str | None = None, version: str | None = None) -> None:
+        """Load, check and warm up the ``.tflite`` model at ``path``; on any failure keep the current one."""
+        path = Path(path)
+        with self._load_lock:
+            runners, nodes = self._build(path, sha256)
+            self._served, self.xnnpack_nodes = (runners, version or path.stem), nodes
+        delegation = {0: "NOT with XNNPACK", -1: "XNNPACK unknown"}.get(
+            nodes, f"XNNPACK runs {nodes} node(s)"
+        )
+        logger.info(
+            "serving expression model %s from %s with LiteRT: %d interpreter(s) × %d thread(s), %s",
+            self.version,
+            path,
+            self.interpreters,
+            self.num_threads,
+            delegation,
+        )
+
+    def _build(self, path: Path, sha256: str | None) -> tuple[queue.SimpleQueue, int]:
+        if path.suffix != ".tflite":
+            raise ModelFileError(f"{path} is not a .tflite file")
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise ModelFileError(f"model file {path} cannot be read: {exc}") from exc
+        # The checksum is of the very bytes the interpreters get, not of a file that may change after.
+        if sha256 and (actual := hashlib.sha256(content).hexdigest()) != sha256.lower():
+            raise ModelFileError(f"{path} has SHA-256 {actual}, but the registry records {sha256}")
+        if content[4:8] != TFLITE_IDENTIFIER:
+            raise ModelFileError(f"{path} is not a LiteRT model")
+        try:
+            runners = [_LiteRTRunner(content, self.num_threads) for _ in range(self.interpreters)]
+        except Exception as exc:  # LiteRT raises ValueError or RuntimeError for a damaged file
+            raise ModelFileError(f"could not load {path}: {exc}") from exc
+        inputs = runners[0].single.get_input_details()
+        outputs = runners[0].single.get_output_details()
+        takes = [(tuple(d["shape"][1:]), d["dtype"]) for d in inputs]
+        if takes != [(INPUT_SHAPE, np.float32)]:
+            shapes = [tuple(d["shape"]) for d in inputs]
+            raise ModelFileError(f"{path} takes input {shapes}, not (n, 48, 48, 1) float32")
+        if len(outputs) != 1 or tuple(outputs[0]["shape"][1:]) != (NUM_CLASSES,):
+            shapes = [tuple(d["shape"]) for d in outputs]
+            raise ModelFileError(f"{path} returns {shapes}, not (n, {NUM_CLASSES})")
+        # Warm-up sizes every runner's buffers before the first visitor waits on them.
+        for runner in runners:
+            for size in self.warmup_batch_sizes:
+                try:
+                    probabilities = runner.run(np.full((size, *INPUT_SHAPE), 0.5, dtype=np.float32))
+                except Exception as exc:  # a model that loads but cannot run is just as unusable
+                    raise ModelFileError(f"{path} failed on a warm-up batch of {size}: {exc}") from exc
+                if not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3) or probabilities.min() < 0:
+                    raise ModelFileError(f"{path} does not end in a softmax: it outputs no probabilities")
+        free: queue.SimpleQueue = queue.SimpleQueue()
+        for runner in runners:
+            free.put(runner)
+        return free, delegated_ops(runners[0].single)
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Return (n, 7) float32 probabilities for (n, 48, 48, 1) float32 faces in [0, 1]."""
+        free, _ = self._served
+        if free is None:
+            raise ModelUnavailable("no expression model is loaded")
+        faces = check_faces(faces)
+        if len(faces) == 0:
+            return np.zeros((0, NUM_CLASSES), dtype=np.float32)
+        runner = free.get()
+        try:
+            return runner.run(np.ascontiguousarray(faces))
+        finally:
+            # Back to the queue it came from: after a swap, the old model's runners go with it.
+            free.put(runner)
+
+
 class HotSwapClassifier:
     """Serve a backend's model, and load the one ``resolve`` names whenever it changes.
 
@@ -275,6 +534,10 @@ class HotSwapClassifier:
     def needs_model_file(self) -> bool:
         return getattr(self.backend, "needs_model_file", True)
 
+    @property
+    def model_format(self) -> str:
+        return getattr(self.backend, "model_format", KERAS)
+
     def start(self) -> None:
         """Find and load the first model in a background thread."""
         self._starter = threading.Thread(
@@ -317,9 +580,10 @@ class HotSwapClassifier:
                     self._loader = None
                     return
             try:
-                self.backend.load(spec.path, sha256=spec.sha256, version=spec.version or None)
+                path, sha256 = spec.file_for(self.model_format)
+                self.backend.load(path, sha256=sha256, version=spec.version or None)
             except Exception as exc:  # whatever went wrong, the current model keeps serving
-                logger.error("could not load expression model %s: %s", spec.path, exc)
+                logger.error("could not load expression model %s: %s", spec.version or spec.path, exc)
                 with self._lock:
                     self._failed, self.error = spec, str(exc)
             else:
@@ -343,12 +607,19 @@ class HotSwapClassifier:
     def status(self) -> dict[str, Any]:
         """Return what is served, what is loading and the last error, for health checks."""
         serving = self.serving
-        return {
+        status = {
             "state": "ready"
             if serving or not self.needs_model_file
             else ("loading" if self.loading else "unavailable"),
             "version": self.version,
-            "path": str(serving.path) if serving else None,
+            "path": str(serving.file_for(self.model_format)[0]) if serving else None,
             "loading": self.loading,
             "error": self.error,
         }
+        if isinstance(self.backend, LiteRTClassifier):
+            status["litert"] = {
+                "interpreters": self.backend.interpreters,
+                "threads": self.backend.num_threads,
+                "xnnpack": self.backend.xnnpack,
+            }
+        return status

@@ -1,15 +1,20 @@
 """Face detection on grayscale frames.
 
-:class:`HaarFaceDetector` uses the frontal-face Haar cascade shipped in the
-opencv-python-headless wheel. Webcam faces are large, so it searches a small
-copy of the frame and maps the boxes back to the original. Another detector
-only needs to implement :class:`FaceDetector`.
+:class:`BlazeFaceDetector` (the default) runs MediaPipe's BlazeFace model
+under LiteRT: it finds tilted and small faces and gives six keypoints per
+face, which alignment uses to level the eyes. :class:`HaarFaceDetector` uses
+the frontal-face Haar cascade shipped in the opencv-python-headless wheel: it
+finds upright frontal faces only, and no keypoints. Webcam faces are large, so
+both search small copies of the frame and map the boxes back to the original.
+Another detector only needs to implement :class:`FaceDetector`.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +22,11 @@ import cv2
 import numpy as np
 
 Box = tuple[int, int, int, int]  # x, y, width, height in pixels of the original image
+Point = tuple[float, float]  # x, y in pixels of the original image
+
+# BlazeFace's keypoints in the model's order: the face's own right and left, as MediaPipe names
+# them, so on an unmirrored camera image the right eye is the one on the image's left.
+KEYPOINTS: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "mouth", "right_ear", "left_ear")
 
 DEFAULT_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 # The cascade's own window is 24 px; smaller searches find nothing.
@@ -27,11 +37,59 @@ MIN_SEARCH_PX = 24
 TRACK_FACE_PX = 48
 TRACK_MIN_NEIGHBORS = 3
 
+# BlazeFace's short-range model from MediaPipe (Apache-2.0, see detector_models/NOTICE), run by LiteRT.
+MODEL_DIR = Path(__file__).resolve().parent / "detector_models"
+# A tracked face is looked for in a square this many times its size around where it was: the
+# face then fills about half of the model's input, the scale it finds faces best at.
+TRACK_REGION = 2.0
+# Detections overlapping more than this (intersection over union) are one face, as in MediaPipe.
+NMS_IOU = 0.3
+# Full-scan tiles: squares this fraction of the frame's height, overlapping by this fraction (on
+# 640×480: six tiles of 288 px). A face an eighth of the frame high is a fifth of a tile.
+TILE_FRACTION = 0.6
+TILE_OVERLAP = 0.25
+# What a tile (or the whole frame, weakly) finds from PROPOSAL_SCORE up is looked at again centred,
+# at most MAX_PROPOSALS per frame, and kept from CONFIRM_SCORE up: zoomed-in texture (coins, cells,
+# a retina) scored up to 0.78 in that look, a true face mostly above 0.8.
+PROPOSAL_SCORE = 0.3
+MAX_PROPOSALS = 3
+CONFIRM_SCORE = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """One face found: its box and, from detectors that give them, keypoints (see :data:`KEYPOINTS`)."""
+
+    box: Box
+    keypoints: dict[str, Point] | None = None
+    score: float | None = None
+
+    @property
+    def eyes(self) -> tuple[Point, Point] | None:
+        """Return (right eye, left eye) in pixels, or None when the detector gave no keypoints."""
+        if not self.keypoints or "right_eye" not in self.keypoints or "left_eye" not in self.keypoints:
+            return None
+        return self.keypoints["right_eye"], self.keypoints["left_eye"]
+
+
+# What detectors return: a Face, or a plain box from a detector without keypoints (Haar, fakes).
+Found = Face | Box
+
 
 class FaceDetector(Protocol):
-    def detect(self, gray: np.ndarray) -> list[Box]:
-        """Return the faces in ``gray`` ((h, w) uint8) as boxes, largest first."""
+    def detect(self, gray: np.ndarray) -> list[Found]:
+        """Return the faces in ``gray`` ((h, w) uint8), largest first, as Faces or plain boxes."""
         ...
+
+
+def as_face(found: Found) -> Face:
+    """Return ``found`` as a Face (a plain box becomes a Face without keypoints)."""
+    return found if isinstance(found, Face) else Face(box=tuple(int(v) for v in found))
+
+
+def box_of(found: Found) -> Box:
+    """Return the box of a Face or of a plain box."""
+    return found.box if isinstance(found, Face) else found
 
 
 class HaarFaceDetector:
@@ -116,13 +174,253 @@ class HaarFaceDetector:
         return sorted(boxes, key=_area, reverse=True)
 
 
+@dataclass(frozen=True)
+class _SsdLayout:
+    """Where one BlazeFace model's anchors are: MediaPipe's SSD anchor scheme, trimmed to what it uses."""
+
+    filename: str
+    size: int  # the input is size × size × 3
+    layers: tuple[tuple[int, int], ...]  # (stride in input pixels, anchors per cell)
+
+    def anchors(self) -> np.ndarray:
+        """Return the anchor centres, (n, 2) float32 x, y in [0, 1] of the input, in the model's order."""
+        centres = []
+        for stride, per_cell in self.layers:
+            cells = self.size // stride
+            ys, xs = np.mgrid[0:cells, 0:cells]
+            grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 1, 2)
+            # MediaPipe's fixed_anchor_size: every anchor of a cell is the same 1 × 1 box.
+            centres.append(np.repeat(grid, per_cell, axis=1).reshape(-1, 2))
+        return np.concatenate(centres).astype(np.float32)
+
+
+# Four layers of strides 8, 16, 16, 16 with two anchors each, same-stride layers merged.
+SHORT_RANGE = _SsdLayout("face_detection_short_range.tflite", 128, ((8, 2), (16, 6)))
+
+
+class _SsdModel:
+    """One BlazeFace model in one LiteRT interpreter (an interpreter serves one thread at a time)."""
+
+    def __init__(self, layout: _SsdLayout, model_dir: Path, threads: int) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = model_dir / layout.filename
+        if not path.is_file():
+            raise FileNotFoundError(f"no BlazeFace model at {path}")
+        self.size = layout.size
+        self.anchors = layout.anchors()
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        outputs = sorted(self.interpreter.get_output_details(), key=lambda d: d["shape"][-1], reverse=True)
+        self.regressors_index, self.scores_index = outputs[0]["index"], outputs[1]["index"]
+        if outputs[0]["shape"][1] != len(self.anchors):
+            raise ValueError(f"{path.name} does not have the {len(self.anchors)} anchors of {layout}")
+        self.canvas = np.empty((self.size, self.size), dtype=np.uint8)
+
+    def candidates(self, gray: np.ndarray, offset: tuple[int, int], min_score: float) -> _Candidates:
+        """Return every anchor's face in ``gray`` ((h, w) uint8) scoring at least ``min_score``, unmerged.
+
+        Coordinates are pixels of the frame ``gray`` was cut from at ``offset``.
+        """
+        height, width = gray.shape[:2]
+        # Letterbox: scale the longer side to the input, pad the rest with mid-gray (0 once scaled).
+        scale = self.size / max(height, width)
+        small_w = max(1, min(self.size, round(width * scale)))
+        small_h = max(1, min(self.size, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        self.canvas.fill(128)
+        self.canvas[:small_h, :small_w] = cv2.resize(gray, (small_w, small_h), interpolation=interpolation)
+        tensor = np.empty((1, self.size, self.size, 3), dtype=np.float32)
+        # The models take RGB in [-1, 1]; a gray frame is the same value in all three channels.
+        tensor[0] = (self.canvas * np.float32(1 / 127.5) - np.float32(1.0))[..., np.newaxis]
+        self.interpreter.set_tensor(self.input_index, tensor)
+        self.interpreter.invoke()
+        logits = self.interpreter.get_tensor(self.scores_index).reshape(-1)
+        keep = np.flatnonzero(logits > math.log(min_score / (1.0 - min_score)))
+        regressors = self.interpreter.get_tensor(self.regressors_index).reshape(-1, 16)[keep] / self.size
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits[keep], -80.0, 80.0)))
+        centres = self.anchors[keep]
+        # Each row: box centre offset, box width and height, then six keypoint offsets, in input units.
+        cx, cy = centres[:, 0] + regressors[:, 0], centres[:, 1] + regressors[:, 1]
+        half_w, half_h = regressors[:, 2] / 2, regressors[:, 3] / 2
+        boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+        points = regressors[:, 4:].reshape(-1, len(KEYPOINTS), 2) + centres[:, np.newaxis, :]
+        valid = (half_w > 0) & (half_h > 0)
+        to_pixels, shift = self.size / scale, np.array(offset, dtype=np.float32)
+        return _Candidates(
+            boxes[valid] * to_pixels + np.tile(shift, 2), points[valid] * to_pixels + shift, scores[valid]
+        )
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    boxes: np.ndarray  # (n, 4) float32 left, top, right, bottom in frame pixels
+    points: np.ndarray  # (n, 6, 2) float32 keypoints in frame pixels
+    scores: np.ndarray  # (n,) float32 in [0, 1]
+
+
+def _merge(found: list[_Candidates], shape: tuple[int, ...]) -> list[Face]:
+    """Return the faces of one or more passes over a frame of ``shape``, overlapping ones merged, best first.
+
+    Boxes are clipped to the frame; keypoints are not (an ear may lie outside it).
+    """
+    boxes = np.concatenate([c.boxes for c in found])
+    if not len(boxes):
+        return []
+    points = np.concatenate([c.points for c in found])
+    scores = np.concatenate([c.scores for c in found])
+    height, width = shape[:2]
+    faces = []
+    for box, face_points, score in _weighted_nms(boxes, points, scores):
+        left, top = max(0, round(float(box[0]))), max(0, round(float(box[1])))
+        right, bottom = min(width, round(float(box[2]))), min(height, round(float(box[3])))
+        if right <= left or bottom <= top:
+            continue
+        keypoints = {name: (float(x), float(y)) for name, (x, y) in zip(KEYPOINTS, face_points, strict=True)}
+        faces.append(Face((left, top, right - left, bottom - top), keypoints, score))
+    return faces
+
+
+def _weighted_nms(
+    boxes: np.ndarray, points: np.ndarray, scores: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Merge overlapping detections as MediaPipe does: a score-weighted mean of each cluster.
+
+    ``boxes``: (n, 4) left, top, right, bottom; ``points``: (n, k, 2); ``scores``: (n,).
+    Returns (box, points, best score) per face, best first.
+    """
+    merged = []
+    order = np.argsort(-scores)
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order.size:
+        best = order[0]
+        width = np.minimum(boxes[best, 2], boxes[order, 2]) - np.maximum(boxes[best, 0], boxes[order, 0])
+        height = np.minimum(boxes[best, 3], boxes[order, 3]) - np.maximum(boxes[best, 1], boxes[order, 1])
+        inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+        iou = inter / (areas[best] + areas[order] - inter)
+        cluster, order = order[iou > NMS_IOU], order[iou <= NMS_IOU]
+        if best not in cluster:  # a degenerate box has no overlap even with itself
+            cluster = np.append(cluster, best)
+        weights = scores[cluster] / scores[cluster].sum()
+        merged.append(
+            (
+                (boxes[cluster] * weights[:, np.newaxis]).sum(axis=0),
+                (points[cluster] * weights[:, np.newaxis, np.newaxis]).sum(axis=0),
+                float(scores[best]),
+            )
+        )
+    return merged
+
+
+class BlazeFaceDetector:
+    """MediaPipe's BlazeFace (short range) under LiteRT: the whole frame, then tiles for small faces.
+
+    The model (128×128 input) finds faces that fill a fair part of what it sees, tilted
+    ones too, and gives six keypoints each (:data:`KEYPOINTS`). A full scan looks at the
+    whole frame, which finds faces from about a quarter of its height up, then at
+    overlapping square tiles ``tile_fraction`` of its height, which find faces down to
+    about an eighth. Each face found is then looked at centred on it, the face half the
+    model's input, which sharpens its box and keypoints; zoomed in on texture the model
+    now and then sees a face, so what only a tile, or the whole frame with a low score,
+    found must score :data:`CONFIRM_SCORE` in that look. A tracked face is looked for
+    the same way, around its last box. No TensorFlow: LiteRT runs the ``.tflite`` file
+    shipped in ``detector_models/``, offline; each thread gets its own interpreter.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_score: float = 0.5,
+        min_face_fraction: float = 0.04,
+        tile_fraction: float | None = TILE_FRACTION,
+        threads: int = 1,
+        model_dir: str | Path = MODEL_DIR,
+    ) -> None:
+        if not 0.0 < min_score < 1.0:
+            raise ValueError(f"min_score must be between 0 and 1, got {min_score}")
+        self.min_score = min_score
+        self.min_face_fraction = min_face_fraction
+        self.tile_fraction = tile_fraction
+        self.threads = threads
+        self.model_dir = Path(model_dir)
+        self._local = threading.local()
+        # Fail at construction, not on the first frame, when the model file is missing.
+        self._model()
+
+    def _model(self) -> _SsdModel:
+        # A LiteRT interpreter is not safe to share between threads, so each thread gets its own.
+        model = getattr(self._local, "model", None)
+        if model is None:
+            model = self._local.model = _SsdModel(SHORT_RANGE, self.model_dir, self.threads)
+        return model
+
+    def tiles(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+        """Return the tiles a full scan of a frame of ``shape`` looks at: (left, top, right, bottom)."""
+        if not self.tile_fraction:
+            return []
+        height, width = shape[:2]
+        side = max(8, round(self.tile_fraction * min(width, height)))
+        step = side * (1.0 - TILE_OVERLAP)
+        xs = np.linspace(0, width - side, math.ceil(max(0, width - side) / step) + 1).round().astype(int)
+        ys = np.linspace(0, height - side, math.ceil(max(0, height - side) / step) + 1).round().astype(int)
+        return [(int(x), int(y), int(x) + side, int(y) + side) for y in ys for x in xs]
+
+    def detect(self, gray: np.ndarray) -> list[Face]:
+        """Return the faces in ``gray`` ((h, w) uint8) with keypoints, in its coordinates, largest first."""
+        model = self._model()
+        whole = model.candidates(gray, (0, 0), PROPOSAL_SCORE)
+        tiles = [
+            model.candidates(gray[y0:y1, x0:x1], (x0, y0), PROPOSAL_SCORE)
+            for x0, y0, x1, y1 in self.tiles(gray.shape)
+        ]
+        strong = [face for face in _merge([whole], gray.shape) if face.score >= self.min_score]
+        weak = [face for face in _merge([whole, *tiles], gray.shape) if not _overlaps(face, strong)]
+        # Every face is looked at again centred on it, the face half the model's input: the scale at
+        # which its keypoints are sharpest (from the whole frame an eye was off by a sixth of the eyes'
+        # distance), and the test that what a tile or a weak whole-frame score saw is a face.
+        faces: list[Face] = []
+        confirm = max(self.min_score, CONFIRM_SCORE)
+        for candidate, needed in [(face, self.min_score) for face in strong] + [
+            (face, confirm) for face in weak[:MAX_PROPOSALS]
+        ]:
+            if _overlaps(candidate, faces):
+                continue
+            face = self.detect_near(gray, candidate.box)
+            if face is not None and face.score >= needed and not _overlaps(face, faces):
+                faces.append(face)
+        min_side = self.min_face_fraction * gray.shape[0]
+        faces = [face for face in _drop_nested(faces) if max(face.box[2:]) >= min_side]
+        return sorted(faces, key=_area, reverse=True)
+
+    def detect_near(self, gray: np.ndarray, box: Box) -> Face | None:
+        """Return the face found near ``box`` at about its size (a face seen in the last frame), or None."""
+        x, y, w, h = box
+        height, width = gray.shape[:2]
+        cx, cy, reach = x + w / 2, y + h / 2, TRACK_REGION * max(w, h) / 2
+        left, top = max(0, round(cx - reach)), max(0, round(cy - reach))
+        right, bottom = min(width, round(cx + reach)), min(height, round(cy + reach))
+        if right - left < 8 or bottom - top < 8:
+            return None
+        region = self._model().candidates(gray[top:bottom, left:right], (left, top), self.min_score)
+        side = max(w, h)
+        near = [
+            face
+            for face in _merge([region], gray.shape)
+            if side / 1.5 <= max(face.box[2:]) <= side * 1.5
+            and math.dist(_centre(face.box), (cx, cy)) <= side / 2
+        ]
+        return min(near, key=lambda face: math.dist(_centre(face.box), (cx, cy))) if near else None
+
+
 class FaceTrack:
     """One stream's faces from frame to frame: look near the last ones first, rescan the whole frame often.
 
     Between webcam frames a face moves little, so searching only around where
     it was, at about its size, is several times cheaper than a full scan. The
-    full frame is scanned again when a face is lost, when the frame size
-    changes, and every ``rescan_every`` frames, so that new faces are found.
+    full frame is scanned again when a face is lost, when two tracked faces
+    become one, when the frame size changes, and every ``rescan_every`` frames,
+    so that new faces are found.
 
     ``phase`` frames of the first cycle count as done (random by default), so
     that streams which start together, as when many pages open at once, do not
@@ -131,26 +429,62 @@ class FaceTrack:
 
     def __init__(self, rescan_every: int = 10, *, phase: int | None = None) -> None:
         self.rescan_every = rescan_every
-        self.boxes: list[Box] = []
+        self.faces: list[Found] = []
         self.full_scans = 0
         self._since_scan = 0
         self._phase = random.randrange(rescan_every) if phase is None else phase
         self._shape: tuple[int, ...] | None = None
 
-    def detect(self, detector: FaceDetector, gray: np.ndarray) -> list[Box]:
+    def detect(self, detector: FaceDetector, gray: np.ndarray) -> list[Found]:
         """Return the faces in ``gray`` ((h, w) uint8), largest first, using what the last frames showed."""
         detect_near = getattr(detector, "detect_near", None)
-        if detect_near and self.boxes and self._since_scan < self.rescan_every and self._shape == gray.shape:
-            found = [detect_near(gray, box) for box in self.boxes]
-            if all(found):
-                self.boxes = sorted(found, key=_area, reverse=True)
+        if detect_near and self.faces and self._since_scan < self.rescan_every and self._shape == gray.shape:
+            found = [detect_near(gray, box_of(face)) for face in self.faces]
+            if all(face is not None for face in found) and not _any_overlap([box_of(f) for f in found]):
+                self.faces = sorted(found, key=_area, reverse=True)
                 self._since_scan += 1
-                return list(self.boxes)
-        self.boxes = detector.detect(gray)
+                return list(self.faces)
+        self.faces = detector.detect(gray)
         self.full_scans += 1
         self._since_scan, self._shape = (self._phase if self.full_scans == 1 else 0), gray.shape
-        return list(self.boxes)
+        return list(self.faces)
 
 
-def _area(box: Box) -> int:
+def _centre(box: Box) -> Point:
+    return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+
+def _drop_nested(faces: list[Face]) -> list[Face]:
+    """Return ``faces`` less those nested in another: of a face and one at most half its size
+    around its centre, keep the likelier. Seen from afar, a small face's surroundings can look
+    like a big face to the whole-frame look."""
+    dropped: set[int] = set()
+    for i, outer in enumerate(faces):
+        x, y, w, h = outer.box
+        for j, inner in enumerate(faces):
+            cx, cy = _centre(inner.box)
+            if i != j and _area(inner) * 2 <= _area(outer) and x <= cx <= x + w and y <= cy <= y + h:
+                dropped.add(i if (inner.score or 0) >= (outer.score or 0) else j)
+    return [face for index, face in enumerate(faces) if index not in dropped]
+
+
+def _overlaps(face: Face, faces: list[Face]) -> bool:
+    return any(_iou(face.box, other.box) > NMS_IOU for other in faces)
+
+
+def _area(found: Found) -> int:
+    box = box_of(found)
     return box[2] * box[3]
+
+
+def _any_overlap(boxes: list[Box], threshold: float = 0.5) -> bool:
+    return any(_iou(a, b) > threshold for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotions.classifier import check_faces
+from emotions.classifier import KERAS, check_faces
 from emotions.labels import NUM_CLASSES
 
 
@@ -21,6 +21,7 @@ class FakeClassifier:
     """
 
     needs_model_file = False
+    model_format = KERAS  # what it would be handed if it loaded files; it reads none
 
     def __init__(
         self,

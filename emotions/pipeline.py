@@ -1,4 +1,4 @@
-"""The emotion pipeline: image bytes → decode → detect → crop → batched classification → mood.
+"""The emotion pipeline: image bytes → decode → detect → align/crop → batched classification → mood.
 
 Decoding, detection and cropping run in the caller's thread (a worker thread
 for asyncio callers); classification goes through the shared micro-batcher.
@@ -14,7 +14,7 @@ import numpy as np
 
 from emotions.batcher import MicroBatcher
 from emotions.decoder import ImageRejected, decode_image
-from emotions.detector import Box, FaceDetector, FaceTrack
+from emotions.detector import Box, Face, FaceDetector, FaceTrack, Point, as_face
 from emotions.labels import EMOTIONS
 from emotions.mood import MoodState, MoodTracker
 from emotions.preprocessing import faces_to_model_input
@@ -27,13 +27,26 @@ class FaceResult:
     box: Box
     probabilities: dict[str, float]
     dominant: str
+    keypoints: dict[str, Point] | None = None  # from detectors that give them (emotions.detector.KEYPOINTS)
 
     def as_dict(self) -> dict:
-        """Return ``{"box": [x, y, w, h], "probabilities": {label: p}, "dominant": label}``."""
+        """Return the face as the REST API and the live WebSocket both describe it.
+
+        ``{"box": [x, y, w, h], "keypoints": {name: [x, y]} or None, "probabilities": {label: p},
+        "dominant": label, "confidence": p}``.
+        """
+        probabilities = {label: round(p, 4) for label, p in self.probabilities.items()}
+        keypoints = (
+            {name: [round(x, 1), round(y, 1)] for name, (x, y) in self.keypoints.items()}
+            if self.keypoints
+            else None
+        )
         return {
             "box": list(self.box),
-            "probabilities": {label: round(p, 4) for label, p in self.probabilities.items()},
+            "keypoints": keypoints,
+            "probabilities": probabilities,
             "dominant": self.dominant,
+            "confidence": probabilities[self.dominant],
         }
 
 
@@ -47,20 +60,29 @@ class FrameResult:
     mood: MoodState | None = None
 
     def as_dict(self) -> dict:
-        """Return the result as JSON-ready data."""
-        return {
+        """Return the result as JSON-ready data: the fields of the live WebSocket's ``emotion`` message.
+
+        ``mood``, ``confidence`` and ``mood_changed`` are there when a mood tracker followed the frame.
+        """
+        data: dict = {
             "faces": [face.as_dict() for face in self.faces],
             "width": self.width,
             "height": self.height,
-            "mood": self.mood.as_dict() if self.mood else None,
             "model_version": self.model_version,
             "timings_ms": self.timings_ms,
         }
+        if self.mood is not None:
+            data.update(
+                mood=self.mood.mood,
+                confidence=round(self.mood.confidence, 4),
+                mood_changed=self.mood.changed,
+            )
+        return data
 
 
 @dataclass(slots=True)
 class _Prepared:
-    boxes: list[Box]
+    found: list[Face]
     faces: np.ndarray  # (n, 48, 48, 1) float32 in [0, 1]
     width: int
     height: int
@@ -91,19 +113,24 @@ class EmotionPipeline:
         return str(getattr(self.classifier, "version", "unknown"))
 
     def prepare(self, data: bytes, track: FaceTrack | None = None) -> _Prepared:
-        """Decode ``data``, detect its faces and crop them; raises ImageRejected for a refused image."""
+        """Decode ``data``, detect its faces and cut them out; raises ImageRejected for a refused image.
+
+        A face with eyes (from a detector with keypoints) is aligned so they are level; others are cropped.
+        """
         timings: dict[str, float] = {}
         started = time.perf_counter()
         image = decode_image(data, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
         decoded = time.perf_counter()
-        boxes = track.detect(self.detector, image.gray) if track else self.detector.detect(image.gray)
+        found = track.detect(self.detector, image.gray) if track else self.detector.detect(image.gray)
+        found = [as_face(face) for face in found]
         detected = time.perf_counter()
-        faces = faces_to_model_input(image.gray, boxes)
+        boxes = [face.box for face in found]
+        faces = faces_to_model_input(image.gray, boxes, eyes=[face.eyes for face in found])
         cropped = time.perf_counter()
         timings["decode"] = _ms(decoded - started)
         timings["detect"] = _ms(detected - decoded)
         timings["preprocess"] = _ms(cropped - detected)
-        return _Prepared(boxes, faces, image.width, image.height, timings)
+        return _Prepared(found, faces, image.width, image.height, timings)
 
     async def analyze(
         self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None
@@ -175,11 +202,12 @@ class EmotionPipeline:
     ) -> FrameResult:
         faces = [
             FaceResult(
-                box=tuple(int(v) for v in box),
+                box=tuple(int(v) for v in face.box),
                 probabilities={label: float(p) for label, p in zip(EMOTIONS, row, strict=True)},
                 dominant=EMOTIONS[int(np.argmax(row))],
+                keypoints=face.keypoints,
             )
-            for box, row in zip(prepared.boxes, probabilities, strict=True)
+            for face, row in zip(prepared.found, probabilities, strict=True)
         ]
         mood = tracker.update(probabilities[0] if len(faces) else None) if tracker else None
         return FrameResult(

@@ -1,4 +1,4 @@
-"""Fixtures for the emotion engine: real frames with a face, and tiny real Keras models."""
+"""Fixtures for the emotion engine: real frames with a face, and tiny real Keras models compiled to LiteRT."""
 
 from __future__ import annotations
 
@@ -47,6 +47,25 @@ class SavedModel:
     model: object  # the keras.Model, to compare outputs with
 
 
+@dataclass(frozen=True)
+class CompiledModel:
+    keras: SavedModel
+    path: Path  # the .tflite file beside the .keras one
+    sha256: str
+    max_abs_diff: float
+
+
+def litert_stand_in_write(path: Path) -> str:
+    """Write a stand-in ``.tflite`` file (LiteRT's "TFL3" identifier, no model); return its SHA-256.
+
+    For tests that move the registry: activation checks the file's identifier and checksum without loading it.
+    """
+    import hashlib
+
+    path.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"stand-in model" * 8)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def build_tiny_model(seed: int, *, input_shape: tuple[int, ...] = (48, 48, 1), classes: int = 7):
     """Return a tiny untrained Keras model; the seed makes its weights, hence its outputs, differ."""
     import keras
@@ -73,6 +92,18 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SavedMode
     return saved
 
 
+@pytest.fixture(scope="session")
+def tiny_compiled(tiny_models: dict[str, SavedModel]) -> dict[str, CompiledModel]:
+    """Compile the tiny models to LiteRT beside them (``a.tflite``, ``b.tflite``), checked against Keras."""
+    from emotions.compile import compile_model
+
+    compiled = {}
+    for name, saved in tiny_models.items():
+        result = compile_model(saved.path)
+        compiled[name] = CompiledModel(saved, result.path, result.sha256, result.max_abs_diff)
+    return compiled
+
+
 @pytest.fixture(autouse=True)
 def fresh_engine():
     """Give each test a process without an engine, and leave none behind."""
@@ -86,6 +117,16 @@ def keras_engine(settings, tmp_path, monkeypatch, tiny_models):
     """Settings for the real Keras engine, reading the registry on every batch; no default model."""
     settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
     settings.TRAINING_ARTIFACTS_DIR = tiny_models["a"].path.parent
+    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
+    monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
+    return settings
+
+
+@pytest.fixture
+def litert_engine(settings, tmp_path, monkeypatch, tiny_compiled):
+    """Settings for the real LiteRT engine, reading the registry on every batch; no default model."""
+    settings.EMOTIONS_BACKEND = "emotions.classifier.LiteRTClassifier"
+    settings.TRAINING_ARTIFACTS_DIR = tiny_compiled["a"].path.parent
     settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "no_default.keras"
     monkeypatch.setattr(services, "MODEL_CHECK_INTERVAL_S", 0.0)
     return settings

@@ -230,3 +230,34 @@ def test_several_workers_run_batches_side_by_side_and_keep_each_callers_rows():
     assert peak == 2
     assert results[0][0, 0] == pytest.approx(faces(1, seed=1)[0, 0, 0, 0])
     assert results[1][0, 0] == pytest.approx(faces(1, seed=2)[0, 0, 0, 0])
+
+
+def test_a_lone_face_after_a_busy_spell_is_not_held_back_by_max_wait(gated):
+    # Had it waited for company, max_wait (an hour) would outlast the result's generous timeout.
+    # The busy spell: four faces queued together fill a batch, so they run without waiting either.
+    with MicroBatcher(gated, max_batch=4, max_wait_ms=3_600_000, queue_size=64) as batcher:
+        occupy(batcher, gated)
+        together = [batcher.submit(faces(1, seed=i)) for i in range(4)]
+        gated.gate.set()
+        for future in together:
+            future.result(10)
+
+        alone = batcher.submit(faces(1, seed=7)).result(10)
+
+    assert alone.shape == (1, 7)
+    assert gated.batch_sizes == [1, 4, 1]
+
+
+def test_faces_queued_together_wait_up_to_max_wait_for_more(gated):
+    with MicroBatcher(gated, max_batch=32, max_wait_ms=400, queue_size=64) as batcher:
+        occupy(batcher, gated)
+        together = [batcher.submit(faces(1, seed=i)) for i in range(2)]
+        gated.gate.set()
+        # Arrives while the two queued ones gather stragglers (well within 400 ms, or it runs alone).
+        time.sleep(0.02)
+        late = batcher.submit(faces(1, seed=9))
+        for future in [*together, late]:
+            future.result(10)
+
+    assert gated.batch_sizes[1] in (2, 3)
+    assert sum(gated.batch_sizes) == 4

@@ -1,12 +1,26 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from emotions.detector import FaceDetector, FaceTrack, HaarFaceDetector
+from emotions.detector import (
+    KEYPOINTS,
+    MODEL_DIR,
+    BlazeFaceDetector,
+    Face,
+    FaceDetector,
+    FaceTrack,
+    HaarFaceDetector,
+    as_face,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Where the astronaut's face is in the 512×512 original (x, y of its centre), by inspection.
 FACE_CENTRE = (230, 125)
@@ -169,3 +183,211 @@ def test_a_face_track_works_with_a_detector_that_cannot_search_near_a_face(astro
     for _ in range(3):
         assert track.detect(Plain(), astronaut_gray) == [(1, 2, 30, 30)]
     assert Plain.calls == 3
+
+
+# --- BlazeFace ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blazeface() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
+
+
+def tilted(gray: np.ndarray, angle: float) -> np.ndarray:
+    """Return ``gray`` turned ``angle`` degrees (counter-clockwise) about the astronaut's face."""
+    matrix = cv2.getRotationMatrix2D(FACE_CENTRE, angle, 1.0)
+    return cv2.warpAffine(gray, matrix, gray.shape[::-1], borderMode=cv2.BORDER_REFLECT)
+
+
+def assert_on_the_astronaut(face: Face, scale: float = 1.0) -> None:
+    cx, cy = centre(face.box)
+    assert abs(cx - FACE_CENTRE[0] * scale) < 25 * scale and abs(cy - FACE_CENTRE[1] * scale) < 25 * scale
+    assert 70 * scale <= face.box[2] <= 170 * scale
+
+
+@pytest.mark.parametrize("angle", [0, -30, 30])
+def test_blazeface_finds_the_astronaut_upright_and_tilted(blazeface, astronaut_gray, angle):
+    faces = blazeface.detect(tilted(astronaut_gray, angle))
+
+    assert len(faces) == 1
+    assert_on_the_astronaut(faces[0])
+    assert 0.5 <= faces[0].score <= 1.0
+
+
+@pytest.mark.parametrize("angle", [-30, 30])
+def test_blazeface_sees_the_tilt_in_the_eyes(blazeface, astronaut_gray, angle):
+    (right_x, right_y), (left_x, left_y) = blazeface.detect(tilted(astronaut_gray, angle))[0].eyes
+
+    measured = np.degrees(np.arctan2(left_y - right_y, left_x - right_x))
+
+    # The astronaut's eyes are about 3° off level to begin with; warpAffine turns counter-clockwise.
+    assert abs(measured - (3.3 - angle)) < 8
+
+
+def test_blazeface_returns_keypoints_inside_the_box(blazeface, astronaut_gray):
+    face = blazeface.detect(astronaut_gray)[0]
+    x, y, w, h = face.box
+
+    assert set(face.keypoints) == set(KEYPOINTS)
+    for name in ("right_eye", "left_eye", "nose_tip", "mouth"):
+        px, py = face.keypoints[name]
+        assert x <= px <= x + w and y <= py <= y + h, name
+    # MediaPipe's names are the face's own sides: on this unmirrored photo the right eye is on the left.
+    assert face.keypoints["right_eye"][0] < face.keypoints["nose_tip"][0] < face.keypoints["left_eye"][0]
+    assert face.keypoints["nose_tip"][1] < face.keypoints["mouth"][1]
+
+
+@pytest.mark.parametrize("size", [(640, 480), (320, 240), (1280, 960)])
+def test_blazeface_maps_boxes_and_keypoints_back_to_the_original_frame(blazeface, astronaut_gray, size):
+    width, height = size
+    frame = cv2.resize(astronaut_gray, (height, height))
+    frame = cv2.copyMakeBorder(frame, 0, 0, 0, width - height, cv2.BORDER_CONSTANT, value=0)
+    scale = height / 512
+
+    faces = blazeface.detect(frame)
+
+    assert len(faces) == 1
+    assert_on_the_astronaut(faces[0], scale)
+    x, y, w, h = faces[0].box
+    assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+    eye_x, eye_y = faces[0].keypoints["right_eye"]
+    assert abs(eye_x - 203 * scale) < 12 * scale and abs(eye_y - 103 * scale) < 12 * scale
+
+
+def test_blazeface_finds_a_face_an_eighth_of_the_frame_high(blazeface, astronaut_gray):
+    frame = np.full((480, 640), 90, dtype=np.uint8)
+    # The face box is about 100 px of the 512 px photo: at 0.6 the face is about 60 px, 1/8 of 480.
+    small = cv2.resize(astronaut_gray, (307, 307), interpolation=cv2.INTER_AREA)
+    frame[100:407, 250:557] = small
+
+    faces = blazeface.detect(frame)
+
+    assert len(faces) == 1
+    cx, cy = centre(faces[0].box)
+    assert abs(cx - (250 + FACE_CENTRE[0] * 0.6)) < 15 and abs(cy - (100 + FACE_CENTRE[1] * 0.6)) < 15
+
+
+def test_blazeface_returns_every_face_largest_first(blazeface, astronaut_gray):
+    frame = np.zeros((480, 920), dtype=np.uint8)
+    frame[:, :480] = cv2.resize(astronaut_gray, (480, 480))
+    frame[:420, 500:920] = cv2.resize(astronaut_gray, (420, 420))
+
+    faces = blazeface.detect(frame)
+
+    assert len(faces) == 2
+    assert faces[0].box[2] * faces[0].box[3] > faces[1].box[2] * faces[1].box[3]
+    assert centre(faces[0].box)[0] < 480 < centre(faces[1].box)[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_blazeface_finds_nothing_on_noise(blazeface, seed):
+    noise = np.random.default_rng(seed).integers(0, 256, (480, 640), dtype=np.uint8)
+
+    assert blazeface.detect(noise) == []
+
+
+@pytest.mark.parametrize("frame", [np.full((240, 320), 128, np.uint8), np.zeros((48, 48), np.uint8)])
+def test_blazeface_finds_nothing_on_a_blank_frame(blazeface, frame):
+    assert blazeface.detect(frame) == []
+
+
+def test_blazeface_finds_a_known_face_near_where_it_was(blazeface, astronaut_gray):
+    frames = webcam_frames(astronaut_gray, 2)
+    last = blazeface.detect(frames[0])[0]
+
+    near = blazeface.detect_near(frames[1], last.box)
+
+    assert near is not None and near.keypoints
+    assert abs(centre(near.box)[0] - centre(last.box)[0] - 3) < 8
+    assert blazeface.detect_near(np.zeros((480, 640), np.uint8), last.box) is None
+
+
+def test_a_face_track_follows_a_face_with_blazeface(blazeface, astronaut_gray):
+    track = FaceTrack(rescan_every=10, phase=0)
+    frames = webcam_frames(astronaut_gray, 12)
+
+    tracked = [track.detect(blazeface, frame) for frame in frames]
+
+    assert track.full_scans == 2
+    for faces, frame in zip(tracked, frames, strict=True):
+        assert len(faces) == 1 and faces[0].keypoints
+        full = blazeface.detect(frame)[0]
+        assert abs(centre(faces[0].box)[0] - centre(full.box)[0]) < 10
+
+
+def test_blazeface_works_from_several_threads_at_once(blazeface, astronaut_gray):
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = [tilted(astronaut_gray, angle) for angle in (-20, 0, 20)] * 4
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(blazeface.detect, frames))
+
+    assert results == [blazeface.detect(frame) for frame in frames]
+
+
+def test_blazeface_refuses_a_folder_without_its_model(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        BlazeFaceDetector(model_dir=tmp_path)
+
+
+def test_blazeface_ships_its_model_with_its_licence():
+    files = {path.name for path in MODEL_DIR.iterdir()}
+
+    assert {"face_detection_short_range.tflite", "LICENSE", "NOTICE"} <= files
+    assert "Apache License" in (MODEL_DIR / "LICENSE").read_text()
+
+
+def test_blazeface_runs_offline_without_tensorflow(astronaut_jpeg, tmp_path):
+    image = tmp_path / "astronaut.jpg"
+    image.write_bytes(astronaut_jpeg)
+    code = (
+        "import socket, sys\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('no network in this test')\n"
+        "socket.socket = socket.create_connection = socket.getaddrinfo = refuse\n"
+        "import cv2\n"
+        "from emotions.detector import BlazeFaceDetector\n"
+        f"faces = BlazeFaceDetector().detect(cv2.imread({str(image)!r}, cv2.IMREAD_GRAYSCALE))\n"
+        "assert len(faces) == 1 and faces[0].keypoints, faces\n"
+        "assert 'tensorflow' not in sys.modules and 'django' not in sys.modules\n"
+    )
+
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_it_turns_plain_boxes_into_faces_without_keypoints():
+    face = as_face((1, 2, 30, 40))
+
+    assert face == Face(box=(1, 2, 30, 40)) and face.eyes is None
+    assert as_face(face) is face
+
+
+# --- The setting ---------------------------------------------------------------------------------
+
+
+def test_the_setting_chooses_the_detector(settings):
+    from emotions.services import face_detector_build
+
+    settings.EMOTIONS_DETECTOR = "haar"
+    assert isinstance(face_detector_build(), HaarFaceDetector)
+
+    settings.EMOTIONS_DETECTOR = "blazeface"
+    settings.EMOTIONS_DETECTOR_MIN_SCORE = 0.6
+    detector = face_detector_build()
+    assert isinstance(detector, BlazeFaceDetector) and detector.min_score == 0.6
+
+
+def test_blazeface_is_the_default_detector():
+    from django.conf import settings
+
+    assert settings.EMOTIONS_DETECTOR == "blazeface"
+
+
+def test_the_engine_serves_the_detector_the_setting_names(settings):
+    from emotions.services import emotion_engine
+
+    settings.EMOTIONS_BACKEND = "emotions.fake.FakeClassifier"
+    settings.EMOTIONS_DETECTOR = "haar"
+
+    assert isinstance(emotion_engine().pipeline.detector, HaarFaceDetector)

@@ -95,8 +95,8 @@ def test_it_keeps_serving_the_old_model_when_the_new_file_was_altered(keras_engi
     assert version == "a"
     np.testing.assert_allclose(probabilities, expected(tiny_models["a"]), rtol=1e-5, atol=1e-6)
     status = emotion_model_status()
-    # The site still works, so health stays ok; the operator sees why "tampered" is not live.
-    assert status["ok"] is True
+    # The old model still answers, but health is degraded: the active version is not the one served.
+    assert status["ok"] is False
     assert "SHA-256" in status["problem"]
     assert status["engine"]["version"] == "a"
 

@@ -7,12 +7,12 @@ import pytest
 
 from emotions.batcher import MicroBatcher
 from emotions.decoder import ImageRejected
-from emotions.detector import FaceTrack, HaarFaceDetector
+from emotions.detector import KEYPOINTS, BlazeFaceDetector, FaceTrack, HaarFaceDetector
 from emotions.fake import FakeClassifier
 from emotions.labels import EMOTIONS
 from emotions.mood import MoodTracker
 from emotions.pipeline import STAGES, EmotionPipeline
-from emotions.preprocessing import faces_to_model_input
+from emotions.preprocessing import align_face, faces_to_model_input, to_model_input
 
 LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 4096 * 4096}
 
@@ -136,8 +136,18 @@ def test_its_results_are_json_ready(pipeline, astronaut_jpeg):
 
     decoded = json.loads(json.dumps(result))
     assert decoded["faces"][0]["box"] == list(result["faces"][0]["box"])
-    assert set(decoded) == {"faces", "width", "height", "mood", "model_version", "timings_ms"}
-    assert decoded["mood"]["mood"] in (*EMOTIONS, "uncertain")
+    assert set(decoded) == {
+        "faces",
+        "width",
+        "height",
+        "model_version",
+        "timings_ms",
+        "mood",
+        "confidence",
+        "mood_changed",
+    }
+    assert decoded["mood"] in (*EMOTIONS, "uncertain")
+    assert decoded["faces"][0]["confidence"] == max(decoded["faces"][0]["probabilities"].values())
 
 
 async def test_it_follows_a_streams_faces_from_frame_to_frame(pipeline, astronaut_jpeg):
@@ -147,3 +157,74 @@ async def test_it_follows_a_streams_faces_from_frame_to_frame(pipeline, astronau
 
     assert track.full_scans == 1
     assert all(len(result.faces) == 1 for result in results)
+
+
+# --- Keypoints and alignment (BlazeFace) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blazeface() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
+
+
+@pytest.fixture
+def blaze_pipeline(blazeface, classifier):
+    batcher = MicroBatcher(classifier, max_batch=32, max_wait_ms=2, queue_size=16)
+    yield EmotionPipeline(blazeface, batcher, classifier=classifier, **LIMITS)
+    batcher.close()
+
+
+def test_it_reports_each_faces_keypoints_in_frame_pixels(blaze_pipeline, astronaut_jpeg):
+    face = blaze_pipeline.analyze_sync(astronaut_jpeg).faces[0].as_dict()
+
+    assert set(face) == {"box", "keypoints", "probabilities", "dominant", "confidence"}
+    assert set(face["keypoints"]) == set(KEYPOINTS)
+    x, y, w, h = face["box"]
+    for name in ("right_eye", "left_eye", "nose_tip", "mouth"):
+        px, py = face["keypoints"][name]
+        assert x <= px <= x + w and y <= py <= y + h
+    assert json.loads(json.dumps(face)) == face
+
+
+def test_it_reports_no_keypoints_from_a_detector_without_them(pipeline, astronaut_jpeg):
+    face = pipeline.analyze_sync(astronaut_jpeg).faces[0].as_dict()
+
+    assert face["keypoints"] is None
+
+
+def test_it_classifies_the_aligned_face_when_the_detector_gives_eyes(
+    blaze_pipeline, blazeface, astronaut_jpeg
+):
+    from emotions.decoder import decode_image
+
+    gray = decode_image(astronaut_jpeg, **LIMITS).gray
+    face = blazeface.detect(gray)[0]
+
+    result = blaze_pipeline.analyze_sync(astronaut_jpeg)
+
+    expected = FakeClassifier().predict(to_model_input(align_face(gray, face.eyes, max(face.box[2:]))[None]))[
+        0
+    ]
+    np.testing.assert_allclose(
+        [result.faces[0].probabilities[label] for label in EMOTIONS], expected, rtol=1e-5
+    )
+
+
+def test_the_rest_api_serializer_accepts_what_the_pipeline_reports(blaze_pipeline, pipeline, astronaut_jpeg):
+    from emotions.apis import FaceSerializer
+
+    for engine in (blaze_pipeline, pipeline):
+        face = engine.analyze_sync(astronaut_jpeg).faces[0].as_dict()
+        serializer = FaceSerializer(data=face)
+
+        assert serializer.is_valid(), serializer.errors
+        assert set(FaceSerializer().fields) == set(face)
+
+
+async def test_it_follows_a_streams_faces_with_blazeface(blaze_pipeline, astronaut_jpeg):
+    track = FaceTrack(phase=0)
+
+    results = [await blaze_pipeline.analyze(astronaut_jpeg, MoodTracker(), track=track) for _ in range(3)]
+
+    assert track.full_scans == 1
+    assert all(len(result.faces) == 1 and result.faces[0].keypoints for result in results)

@@ -1,4 +1,4 @@
-"""Ship a run's best model (finished or still training) with its evaluation and model card."""
+"""Ship a run's best model (finished or still training) with its evaluation, model card and LiteRT file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from training.services import model_package
 
 
 class Command(BaseCommand):
-    help = "Evaluate a run folder's best model on the validation split and write it with its model card."
+    help = (
+        "Evaluate a run folder's best model on the validation split and write it with its model card, "
+        "and compiled to LiteRT beside it (.tflite and its .litert.json record)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
@@ -40,5 +43,19 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"wrote {result['model']}: validation accuracy {result['accuracy']:.4f} "
                 f"after {result['epochs_done']} epochs"
+            )
+        )
+        from emotions.compile import CompileError, compile_model
+
+        try:
+            compiled = compile_model(result["model"])
+        except CompileError as exc:
+            # The model still ships; only the Keras backend (EMOTIONS_BACKEND) can serve it.
+            self.stderr.write(self.style.WARNING(f"not compiled to LiteRT: {exc}"))
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"wrote {compiled.path} (SHA-256 {compiled.sha256}): largest difference from Keras "
+                f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
             )
         )

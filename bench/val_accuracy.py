@@ -1,0 +1,110 @@
+"""Accuracy of a model on FER-2013's validation split, served by the Keras and the LiteRT backends.
+
+    python bench/val_accuracy.py [--data ../shared/data/fer2013] [--model PATH.keras] [--json] [--out FILE]
+
+Both backends classify every ``val`` image through the serving code
+(``emotions.classifier``: Keras's frozen TensorFlow function, and the compiled
+``.tflite`` file under LiteRT with XNNPACK), after the one preprocessing path
+(``emotions.preprocessing.to_model_input``). Reports each one's accuracy and
+macro F1, how often the two name the same class, the largest difference
+between their probabilities, and the time each took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from emotions.classifier import KerasClassifier, LiteRTClassifier, litert_record_read  # noqa: E402
+from emotions.preprocessing import to_model_input  # noqa: E402
+from training.datasets import load_evaluation_split  # noqa: E402
+from training.evaluation import compute_metrics  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "fer2013"
+DEFAULT_MODEL = REPO / "emotions" / "default_model" / "attune_default.keras"
+
+
+def classify(classifier, faces: np.ndarray, batch: int) -> tuple[np.ndarray, float]:
+    """Return (n, 7) probabilities for (n, 48, 48, 1) faces, in batches, and the seconds it took."""
+    started = time.perf_counter()
+    probabilities = np.concatenate(
+        [classifier.predict(faces[start : start + batch]) for start in range(0, len(faces), batch)]
+    )
+    return probabilities, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER-2013 folder (with val/)")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a .keras file, compiled beside it")
+    parser.add_argument("--batch", type=int, default=32, help="faces per call (default 32)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON to this file")
+    args = parser.parse_args(argv)
+
+    split, name = load_evaluation_split(args.data, split="val")
+    faces = to_model_input(split.x)
+    litert_path, sha256, problem = litert_record_read(args.model)
+    if litert_path is None:
+        sys.exit(f"{args.model.name} has no LiteRT file: {problem} (manage.py compile_model {args.model})")
+
+    served = {
+        "keras": KerasClassifier(args.model, version=args.model.stem),
+        "litert": LiteRTClassifier(litert_path, sha256=sha256, version=args.model.stem, num_threads=2),
+    }
+    results: dict = {}
+    probabilities = {}
+    for backend, classifier in served.items():
+        probabilities[backend], seconds = classify(classifier, faces, args.batch)
+        metrics = compute_metrics(split.y, probabilities[backend])
+        results[backend] = {
+            "accuracy": round(metrics["accuracy"], 4),
+            "macro_f1": round(metrics["macro_f1"], 4),
+            "seconds": round(seconds, 2),
+        }
+    report = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "command": " ".join(["python", "bench/val_accuracy.py", *(argv or sys.argv[1:])]),
+        "model": args.model.name,
+        "litert_file": litert_path.name,
+        "split": f"{args.data.name}/{name}",
+        "images": len(split),
+        "backends": results,
+        "accuracy_difference_points": round(
+            abs(results["keras"]["accuracy"] - results["litert"]["accuracy"]) * 100, 2
+        ),
+        "same_class": round(
+            float((probabilities["keras"].argmax(1) == probabilities["litert"].argmax(1)).mean()), 5
+        ),
+        "max_abs_diff": float(np.abs(probabilities["keras"] - probabilities["litert"]).max()),
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['model']} on {report['split']} ({report['images']} images) · {report['machine']}")
+    print(f"{'backend':<8}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}")
+    for backend, row in results.items():
+        print(f"{backend:<8}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}")
+    print(
+        f"same class for {report['same_class']:.2%} of images; largest probability difference "
+        f"{report['max_abs_diff']:.2g}; accuracy differs by {report['accuracy_difference_points']} points"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Compile a Keras expression model to LiteRT (``.tflite``) and check that it answers as Keras does.
+
+The web processes serve the compiled file with LiteRT and never import
+TensorFlow (:class:`emotions.classifier.LiteRTClassifier`); compiling needs
+TensorFlow's converter, so it runs where TensorFlow lives already: the training
+worker, when it registers a model, and management commands. TensorFlow is
+imported lazily, inside :func:`compile_model`.
+
+A compiled file is written beside its model (``X.keras`` → ``X.tflite``) with a
+record, ``X.litert.json``: its SHA-256, the model's, and the largest difference
+between the two models' probabilities on :func:`sample_faces`. A file whose
+difference exceeds :data:`~emotions.classifier.LITERT_TOLERANCE` is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import time
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotions.classifier import (
+    LITERT_TOLERANCE,
+    LiteRTClassifier,
+    ModelFileError,
+    configure_tensorflow,
+    file_sha256,
+    keras_file_problem,
+    litert_record_path,
+)
+from emotions.preprocessing import FACE_SIZE, INPUT_SHAPE
+
+logger = logging.getLogger(__name__)
+
+
+class CompileError(Exception):
+    """A model that could not be compiled to LiteRT, or whose compiled file answers differently."""
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """A verified LiteRT file: where it is, its SHA-256, and how far it is from the Keras model."""
+
+    path: Path
+    sha256: str
+    source: Path
+    source_sha256: str
+    max_abs_diff: float
+    sample_faces: int
+    seconds: float
+    converter: str
+    runtime: str
+
+    def record(self) -> dict:
+        """Return the JSON record written beside the model (file names relative to its folder)."""
+        return {
+            "model": self.path.name,
+            "sha256": self.sha256,
+            "source": self.source.name,
+            "source_sha256": self.source_sha256,
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": LITERT_TOLERANCE,
+            "sample_faces": self.sample_faces,
+            "converter": self.converter,
+            "runtime": self.runtime,
+        }
+
+
+def sample_faces(count: int = 32, seed: int = 0) -> np.ndarray:
+    """Return (count, 48, 48, 1) float32 faces in [0, 1] to compare two models on.
+
+    Drawn faces (head, eyes, brows and a mouth that smiles, frowns or opens, lit from varied sides),
+    smooth noise, plain noise and flat images: the range of what a model sees, with no data set.
+    """
+    rng = np.random.default_rng(seed)
+    faces = []
+    for index in range(count):
+        kind = index % 4
+        if kind in (0, 1):
+            faces.append(_drawn_face(rng))
+        elif kind == 2:
+            noise = rng.random((FACE_SIZE, FACE_SIZE)).astype(np.float32)
+            faces.append(cv2.GaussianBlur(noise, (0, 0), rng.uniform(1.0, 4.0)))
+        else:
+            faces.append(rng.random((FACE_SIZE, FACE_SIZE)).astype(np.float32) * rng.uniform(0.2, 1.0))
+    faces[-1] = np.full((FACE_SIZE, FACE_SIZE), 0.5, dtype=np.float32)
+    stacked = np.clip(np.stack(faces), 0.0, 1.0).astype(np.float32)
+    return stacked.reshape((count, *INPUT_SHAPE))
+
+
+def _drawn_face(rng: np.random.Generator) -> np.ndarray:
+    size = FACE_SIZE * 4  # drawn large, then shrunk like a camera face
+    image = np.full((size, size), rng.uniform(20, 90), dtype=np.float32)
+    centre = (size // 2 + int(rng.integers(-8, 9)), size // 2 + int(rng.integers(-8, 9)))
+    axes = (int(size * rng.uniform(0.32, 0.42)), int(size * rng.uniform(0.42, 0.5)))
+    cv2.ellipse(image, centre, axes, 0, 0, 360, float(rng.uniform(130, 220)), -1)
+    eye_y = centre[1] - axes[1] // 4
+    for side in (-1, 1):
+        eye = (centre[0] + side * axes[0] // 2, eye_y)
+        cv2.ellipse(image, eye, (12, int(rng.integers(4, 10))), 0, 0, 360, 30.0, -1)
+        tilt = int(rng.integers(-8, 9)) * side
+        cv2.line(image, (eye[0] - 16, eye_y - 22 + tilt), (eye[0] + 16, eye_y - 22 - tilt), 40.0, 5)
+    mouth = (centre[0], centre[1] + axes[1] // 2)
+    if rng.random() < 0.3:
+        cv2.ellipse(image, mouth, (int(rng.integers(10, 24)), int(rng.integers(8, 20))), 0, 0, 360, 25.0, -1)
+    else:
+        start, end = (0, 180) if rng.random() < 0.5 else (180, 360)  # a smile or a frown
+        axes = (int(rng.integers(16, 36)), int(rng.integers(4, 14)))
+        cv2.ellipse(image, mouth, axes, 0, start, end, 30.0, 4)
+    light = np.linspace(rng.uniform(0.6, 1.0), rng.uniform(0.6, 1.0), size, dtype=np.float32)
+    image *= light[np.newaxis, :] if rng.random() < 0.5 else light[:, np.newaxis]
+    small = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
+    return small / 255.0 + rng.normal(0, 0.01, small.shape).astype(np.float32)
+
+
+def _package_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def _check_keras_archive(path: Path) -> None:
+    # Refuse what is plainly no Keras model before paying seconds for importing TensorFlow.
+    problem = keras_file_problem(path)
+    if problem is not None:
+        raise CompileError(problem)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise CompileError(f"{path.name} holds no readable model configuration ({exc})") from exc
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise CompileError(f"{path.name} holds no Keras model configuration")
+
+
+def compile_model(
+    keras_path: str | Path,
+    *,
+    faces: np.ndarray | None = None,
+    tolerance: float = LITERT_TOLERANCE,
+    write_record: bool = True,
+) -> CompiledModel:
+    """Compile the ``.keras`` model at ``keras_path`` to ``.tflite`` beside it, verified against Keras.
+
+    ``faces``: (n, 48, 48, 1) float32 in [0, 1] to compare the two on (default :func:`sample_faces`),
+    one by one and as one batch, the two ways the server runs them. Raises :class:`CompileError`
+    when the model cannot be converted or differs by more than ``tolerance``; then no file is left.
+    """
+    source = Path(keras_path)
+    target = source.with_suffix(".tflite")
+    started = time.perf_counter()
+    _check_keras_archive(source)
+    source_sha256 = file_sha256(source)
+    faces = sample_faces() if faces is None else np.asarray(faces, dtype=np.float32)
+
+    tf = configure_tensorflow()
+    import keras
+
+    try:
+        model = keras.saving.load_model(source, compile=False, safe_mode=True)
+        expected = np.asarray(model(faces, training=False), dtype=np.float32)
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        # The exporter prints the SavedModel's signature on stdout; a command's output stays its own.
+        with contextlib.redirect_stdout(io.StringIO()):
+            content = converter.convert()
+    except Exception as exc:  # Keras and the converter raise many types for what they cannot handle
+        raise CompileError(f"could not compile {source.name} to LiteRT: {type(exc).__name__}: {exc}") from exc
+
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
+    partial.write_bytes(content)
+    try:
+        max_abs_diff = _verify(partial, faces, expected)
+        if not max_abs_diff <= tolerance:
+            raise CompileError(
+                f"{target.name} differs from {source.name} by {max_abs_diff:.3g} on the sample faces "
+                f"(more than {tolerance:g}), so it is not served"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+    compiled = CompiledModel(
+        path=target,
+        sha256=file_sha256(target),
+        source=source,
+        source_sha256=source_sha256,
+        max_abs_diff=max_abs_diff,
+        sample_faces=len(faces),
+        seconds=round(time.perf_counter() - started, 2),
+        converter=f"tensorflow {tf.__version__}",
+        runtime=f"ai-edge-litert {_package_version('ai-edge-litert')}",
+    )
+    if write_record:
+        litert_record_path(source).write_text(json.dumps(compiled.record(), indent=2) + "\n")
+    logger.info(
+        "compiled %s to %s: largest difference %.2g on %d faces",
+        source.name,
+        target.name,
+        max_abs_diff,
+        len(faces),
+    )
+    return compiled
+
+
+def _verify(path: Path, faces: np.ndarray, expected: np.ndarray) -> float:
+    """Return the largest |LiteRT − Keras| over ``faces`` served one by one and as one batch."""
+    try:
+        served = LiteRTClassifier(path, version="verify", warmup_batch_sizes=(1,))
+        one_by_one = np.concatenate([served.predict(faces[i : i + 1]) for i in range(len(faces))])
+        batched = served.predict(faces)
+    except ModelFileError as exc:
+        raise CompileError(f"the compiled file does not run under LiteRT: {exc}") from exc
+    if one_by_one.shape != expected.shape or batched.shape != expected.shape:
+        raise CompileError(f"the compiled file returns {batched.shape}, Keras {expected.shape}")
+    return float(max(np.abs(one_by_one - expected).max(), np.abs(batched - expected).max()))

@@ -1,0 +1,434 @@
+"""LiteRT serving: compiled files that answer as Keras does, checked at registration and at activation.
+
+The web processes serve each model's ``.tflite`` file with LiteRT and XNNPACK; TensorFlow compiles it
+where it lives already (training worker, management commands). Tests marked slow import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+
+from emotions.classifier import (
+    LITERT_TOLERANCE,
+    HotSwapClassifier,
+    LiteRTClassifier,
+    ModelFileError,
+    ModelSpec,
+    ModelUnavailable,
+    file_sha256,
+    litert_file_problem,
+    litert_record_read,
+)
+from emotions.models import ModelVersion
+from emotions.preprocessing import faces_to_model_input, to_model_input
+from emotions.services import (
+    emotion_engine,
+    emotion_engine_reload,
+    emotion_model_status,
+    model_version_activate,
+)
+from tests.conftest import FER2013, model_archive_write
+from tests.emotions.conftest import litert_stand_in_write
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_KERAS = REPO / "emotions" / "default_model" / "attune_default.keras"
+DEFAULT_TFLITE = DEFAULT_KERAS.with_suffix(".tflite")
+FACES = np.random.default_rng(5).random((5, 48, 48, 1), dtype=np.float32)
+
+
+def keras_outputs(saved, faces: np.ndarray) -> np.ndarray:
+    return np.asarray(saved.model(faces, training=False))
+
+
+def registered(name: str, compiled, **fields) -> ModelVersion:
+    """Register a tiny compiled model as the training pipeline would have recorded it."""
+    values = {
+        "file_path": compiled.keras.path.name,
+        "sha256": compiled.keras.sha256,
+        "litert_path": compiled.path.name,
+        "litert_sha256": compiled.sha256,
+        "litert_max_abs_diff": compiled.max_abs_diff,
+        **fields,
+    }
+    return ModelVersion.objects.create(name=name, architecture="tiny", **values)
+
+
+# --- The shipped default model ------------------------------------------------------------------
+
+
+def test_the_shipped_litert_file_is_the_one_its_record_names_compiled_from_the_shipped_model():
+    record = json.loads(DEFAULT_KERAS.with_suffix(".litert.json").read_text())
+
+    path, sha256, problem = litert_record_read(DEFAULT_KERAS)
+
+    assert (path, problem) == (DEFAULT_TFLITE, "")
+    assert sha256 == file_sha256(DEFAULT_TFLITE)
+    # A retrained default model must be compiled again (manage.py compile_model).
+    assert record["source_sha256"] == file_sha256(DEFAULT_KERAS)
+    assert record["max_abs_diff"] <= LITERT_TOLERANCE
+    assert litert_file_problem(DEFAULT_TFLITE, sha256=sha256) is None
+
+
+def test_it_serves_the_shipped_model_with_xnnpack_one_face_and_batches_alike():
+    served = LiteRTClassifier(
+        DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), version="default", num_threads=2, interpreters=2
+    )
+
+    batched = served.predict(FACES)
+    one_by_one = np.concatenate([served.predict(FACES[i : i + 1]) for i in range(len(FACES))])
+
+    assert served.xnnpack, "LiteRT did not apply its XNNPACK delegate"
+    assert served.version == "default"
+    assert batched.shape == (5, 7) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-6)
+
+
+def test_its_interpreters_answer_concurrent_callers_each_with_their_own_rows():
+    from concurrent.futures import ThreadPoolExecutor
+
+    served = LiteRTClassifier(DEFAULT_TFLITE, num_threads=1, interpreters=2)
+    rngs = [np.random.default_rng(seed) for seed in range(24)]
+    batches = [rng.random((1 + seed % 3, 48, 48, 1), dtype=np.float32) for seed, rng in enumerate(rngs)]
+    expected = [served.predict(batch) for batch in batches]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(served.predict, batches))
+
+    for result, wanted in zip(results, expected, strict=True):
+        np.testing.assert_allclose(result, wanted, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_shipped_litert_file_answers_as_the_keras_model_on_real_faces(astronaut_gray):
+    import keras
+
+    faces = [faces_to_model_input(astronaut_gray, [(170, 40, 120, 150)])]
+    val = sorted((FER2013 / "val").glob("*/*.jpg"))[::40] if (FER2013 / "val").is_dir() else []
+    if val:
+        faces.append(to_model_input(np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in val])))
+    faces = np.concatenate(faces)
+    model = keras.saving.load_model(DEFAULT_KERAS, compile=False, safe_mode=True)
+    served = LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), num_threads=2)
+
+    expected = np.asarray(model(faces, training=False))
+    probabilities = served.predict(faces)
+
+    assert len(faces) > 1
+    assert np.abs(probabilities - expected).max() <= LITERT_TOLERANCE
+    assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+# --- The backend's own checks -------------------------------------------------------------------
+
+
+def test_it_refuses_a_file_whose_sha256_differs_and_keeps_serving_the_old_one():
+    served = LiteRTClassifier(DEFAULT_TFLITE, version="good")
+    before = served.predict(FACES)
+
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        served.load(DEFAULT_TFLITE, sha256="0" * 64, version="altered")
+
+    assert served.version == "good"
+    np.testing.assert_allclose(served.predict(FACES), before)
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("model.keras", b"PK", "not a .tflite file"),
+        ("garbage.tflite", b"\x00" * 64, "not a LiteRT model"),
+        ("truncated.tflite", None, "could not load"),
+    ],
+)
+def test_it_refuses_what_is_no_loadable_litert_model(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(DEFAULT_TFLITE.read_bytes()[:2000] if content is None else content)
+
+    with pytest.raises(ModelFileError, match=message):
+        LiteRTClassifier(path)
+
+
+def test_it_says_no_model_is_loaded_before_the_first_load():
+    with pytest.raises(ModelUnavailable):
+        LiteRTClassifier().predict(FACES)
+
+
+def test_the_file_checks_read_only_the_checksum_and_the_identifier(tmp_path):
+    stand_in = tmp_path / "stand_in.tflite"
+    sha256 = litert_stand_in_write(stand_in)
+
+    assert litert_file_problem(stand_in, sha256=sha256) is None
+    assert "SHA-256" in litert_file_problem(stand_in, sha256="0" * 64)
+    assert "does not exist" in litert_file_problem(tmp_path / "missing.tflite")
+    (tmp_path / "zeros.tflite").write_bytes(bytes(64))
+    assert "not a LiteRT model" in litert_file_problem(tmp_path / "zeros.tflite")
+
+
+def test_a_missing_or_unverified_record_means_no_litert_file(tmp_path):
+    keras_path = tmp_path / "model.keras"
+    assert litert_record_read(keras_path)[0] is None
+    assert "never compiled" in litert_record_read(keras_path)[2]
+
+    record = {"model": "model.tflite", "sha256": "0" * 64, "max_abs_diff": 0.3}
+    keras_path.with_suffix(".litert.json").write_text(json.dumps(record))
+
+    path, sha256, problem = litert_record_read(keras_path)
+    assert (path, sha256) == (None, None)
+    assert "differs from Keras by 0.3" in problem
+
+
+def test_hot_swap_refuses_a_model_without_a_litert_file_with_the_reason():
+    served = HotSwapClassifier(
+        LiteRTClassifier(),
+        lambda: ModelSpec(path=Path("m.keras"), version="m", litert_problem="the converter fell over"),
+    )
+
+    served.refresh(wait=True)
+
+    assert served.status()["state"] == "unavailable"
+    assert "m has no LiteRT file to serve (the converter fell over)" in served.error
+    with pytest.raises(ModelUnavailable, match="no LiteRT file"):
+        served.predict(FACES)
+
+
+# --- The engine, the registry and activation ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_serves_the_shipped_litert_file_while_the_registry_is_empty(settings):
+    settings.EMOTIONS_BACKEND = "emotions.classifier.LiteRTClassifier"
+    settings.EMOTIONS_BATCH_WORKERS = 2
+    settings.EMOTIONS_LITERT_THREADS = 1
+
+    engine = emotion_engine()
+    probabilities = engine.batcher.classify_sync(FACES, timeout=60)
+    status = emotion_model_status()
+
+    assert engine.classifier.version == "default"
+    assert probabilities.shape == (5, 7)
+    assert status["ok"] is True and status["problem"] is None
+    assert (status["format"], status["file"], status["sha256_recorded"]) == (
+        "litert",
+        "attune_default.tflite",
+        True,
+    )
+    assert status["engine"]["litert"] == {"interpreters": 2, "threads": 1, "xnnpack": True}
+
+
+@pytest.mark.django_db
+def test_health_names_a_default_model_that_was_never_compiled(settings, tmp_path):
+    settings.EMOTIONS_BACKEND = "emotions.classifier.LiteRTClassifier"
+    settings.EMOTIONS_DEFAULT_MODEL = tmp_path / "attune_default.keras"
+    model_archive_write(settings.EMOTIONS_DEFAULT_MODEL)
+
+    status = emotion_model_status()
+
+    assert status["ok"] is False
+    assert status["file"] is None
+    assert "default has no LiteRT file to serve" in status["problem"]
+    assert "attune_default.litert.json does not exist" in status["problem"]
+
+
+@pytest.fixture
+def artifacts(settings, tmp_path):
+    settings.TRAINING_ARTIFACTS_DIR = tmp_path
+    return tmp_path
+
+
+def stand_in_version(folder: Path, name: str, **fields) -> ModelVersion:
+    sha256 = model_archive_write(folder / f"{name}.keras")
+    return ModelVersion.objects.create(
+        name=name, architecture="tiny", file_path=f"{name}.keras", sha256=sha256, **fields
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "fields, reason",
+    [
+        ({}, "it was never compiled to LiteRT"),
+        ({"litert_error": "could not compile m.keras"}, "could not compile m.keras"),
+        ({"litert_path": "m.tflite", "litert_sha256": "SHA"}, "never checked against the Keras model"),
+        (
+            {"litert_path": "m.tflite", "litert_sha256": "SHA", "litert_max_abs_diff": 0.02},
+            "differs from the Keras model by 0.02",
+        ),
+        ({"litert_path": "m.tflite", "litert_sha256": "0" * 64, "litert_max_abs_diff": 0.0}, "SHA-256"),
+        (
+            {"litert_path": "gone.tflite", "litert_sha256": "SHA", "litert_max_abs_diff": 0.0},
+            "does not exist",
+        ),
+    ],
+)
+def test_activation_refuses_a_version_without_a_valid_litert_file_when_litert_serves(
+    settings, artifacts, fields, reason
+):
+    settings.EMOTIONS_BACKEND = "emotions.classifier.LiteRTClassifier"
+    sha256 = litert_stand_in_write(artifacts / "m.tflite")
+    if fields.get("litert_sha256") == "SHA":
+        fields = {**fields, "litert_sha256": sha256}
+    version = stand_in_version(artifacts, "m", **fields)
+
+    with pytest.raises(ValidationError, match="cannot be served by LiteRT") as refused:
+        model_version_activate(version=version)
+
+    assert reason in str(refused.value)
+    assert not ModelVersion.objects.filter(is_active=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_keras_backend_activates_a_version_that_has_no_litert_file(settings, artifacts):
+    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
+    version = stand_in_version(artifacts, "keras-only", litert_error="could not compile")
+
+    model_version_activate(version=version)
+
+    assert ModelVersion.objects.active() == version
+
+
+@pytest.mark.django_db
+def test_registering_what_cannot_be_compiled_records_why_without_importing_tensorflow(
+    settings, artifacts, monkeypatch
+):
+    from emotions import compile as compiling
+    from training.services import model_version_register
+
+    monkeypatch.setattr(compiling, "configure_tensorflow", lambda: pytest.fail("TensorFlow was set up"))
+    path = artifacts / "stand_in.keras"
+    model_archive_write(path)
+
+    version = model_version_register(name="stand-in", architecture="tiny", path=path, metrics={})
+
+    assert version.litert_path == "" and version.litert_max_abs_diff is None
+    assert "holds no readable model configuration" in version.litert_problem()
+    assert not path.with_suffix(".tflite").exists()
+
+
+def test_the_web_side_of_litert_never_imports_tensorflow(tmp_path):
+    # The engine, health and activation checks run in every web process: they must not pull TensorFlow in.
+    code = (
+        "import sys, django\n"
+        "django.setup()\n"
+        "from django.core.management import call_command\n"
+        "call_command('migrate', verbosity=0)\n"
+        "from emotions.services import emotion_engine, emotion_model_status\n"
+        "import numpy as np\n"
+        "p = emotion_engine().batcher.classify_sync(np.full((2, 48, 48, 1), 0.5, np.float32), timeout=60)\n"
+        "status = emotion_model_status()\n"
+        "assert status['ok'] and status['engine']['litert']['xnnpack'], status\n"
+        "assert not status['tensorflow_loaded'], status\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "fer_site.settings",
+        "ATTUNE_VAR_DIR": str(tmp_path),
+        "EMOTIONS_BACKEND": "emotions.classifier.LiteRTClassifier",
+    }
+
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, check=True, timeout=120)
+
+
+# --- Compiling: registration, the command, refusal (TensorFlow) ----------------------------------
+
+
+@pytest.mark.slow
+def test_compiled_tiny_models_answer_as_keras_with_xnnpack(tiny_compiled):
+    for compiled in tiny_compiled.values():
+        served = LiteRTClassifier(compiled.path, sha256=compiled.sha256)
+        expected = keras_outputs(compiled.keras, FACES)
+
+        np.testing.assert_allclose(served.predict(FACES), expected, atol=1e-5)
+        np.testing.assert_allclose(served.predict(FACES[:1]), expected[:1], atol=1e-5)
+        assert served.xnnpack
+        assert compiled.max_abs_diff <= LITERT_TOLERANCE
+        assert litert_record_read(compiled.keras.path)[:2] == (compiled.path, compiled.sha256)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_registering_a_model_compiles_it_and_records_its_sha256(settings, tmp_path, tiny_models):
+    from training.services import model_version_register
+
+    settings.TRAINING_ARTIFACTS_DIR = tmp_path
+    settings.EMOTIONS_BACKEND = "emotions.classifier.LiteRTClassifier"
+    (tmp_path / "run1").mkdir()
+    path = Path(shutil.copy(tiny_models["a"].path, tmp_path / "run1" / "best.keras"))
+
+    version = model_version_register(
+        name="tiny-run1", architecture="tiny", path=path, metrics={}, activate=True
+    )
+
+    version.refresh_from_db()
+    assert version.is_active
+    assert version.litert_path == "run1/best.tflite"
+    assert version.litert_sha256 == file_sha256(tmp_path / "run1" / "best.tflite")
+    assert version.litert_max_abs_diff <= LITERT_TOLERANCE and version.litert_error == ""
+    assert version.litert_problem() is None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_swaps_between_compiled_models_as_they_are_activated(litert_engine, tiny_compiled):
+    registered("a", tiny_compiled["a"]).activate()
+    before = emotion_engine().batcher.classify_sync(FACES, timeout=60)
+    assert emotion_engine().classifier.version == "a"
+
+    registered("b", tiny_compiled["b"]).activate()
+    emotion_engine_reload()
+    after = emotion_engine().batcher.classify_sync(FACES, timeout=60)
+
+    assert emotion_engine().classifier.version == "b"
+    np.testing.assert_allclose(before, keras_outputs(tiny_compiled["a"].keras, FACES), atol=1e-5)
+    np.testing.assert_allclose(after, keras_outputs(tiny_compiled["b"].keras, FACES), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_engine_keeps_the_old_model_when_the_new_litert_file_was_altered(litert_engine, tiny_compiled):
+    registered("a", tiny_compiled["a"]).activate()
+    emotion_engine().batcher.classify_sync(FACES, timeout=60)
+    registered("altered", tiny_compiled["b"], litert_sha256="f" * 64).activate()  # the registry edited
+
+    state = emotion_engine_reload()
+    probabilities = emotion_engine().batcher.classify_sync(FACES, timeout=60)
+
+    assert state["version"] == "a" and "SHA-256" in state["error"]
+    np.testing.assert_allclose(probabilities, keras_outputs(tiny_compiled["a"].keras, FACES), atol=1e-5)
+    assert "SHA-256" in emotion_model_status()["problem"]
+
+
+@pytest.mark.slow
+def test_compiling_refuses_a_file_that_differs_more_than_allowed_and_leaves_nothing(tmp_path, tiny_models):
+    from emotions.compile import CompileError, compile_model
+
+    path = Path(shutil.copy(tiny_models["a"].path, tmp_path / "a.keras"))
+
+    with pytest.raises(CompileError, match="differs from a.keras"):
+        compile_model(path, tolerance=-1.0)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras"]
+
+
+@pytest.mark.slow
+def test_the_compile_command_writes_the_litert_file_and_its_record(tmp_path, tiny_models, capsys):
+    path = Path(shutil.copy(tiny_models["b"].path, tmp_path / "b.keras"))
+
+    call_command("compile_model", str(path))
+
+    record = json.loads((tmp_path / "b.litert.json").read_text())
+    assert record["sha256"] == file_sha256(tmp_path / "b.tflite")
+    assert record["source_sha256"] == file_sha256(path)
+    assert record["max_abs_diff"] <= LITERT_TOLERANCE
+    assert "wrote" in capsys.readouterr().out
