@@ -8,6 +8,17 @@ gives way to the next one; default rules and finally the site's own look catch
 everything else. The caller passes snapshots of the active rules, the
 visitor's in-memory state and ``now``; the engine returns a :class:`Decision`
 and changes nothing.
+
+Every decision explains itself twice: ``reason`` in plain words for the
+visitor ("You looked happy, so …"), ``detail`` and ``trace`` in the operators'
+terms (tiers, order, picking modes) for the admin's simulator.
+
+A cool-down holds content chosen for an expression against a switch to
+content for another reading, so the page does not flicker; it never holds the
+content for no reading (camera off, no face, uncertain) nor the usual page,
+so the first confident reading adapts at once. Deciding again while the same
+rule would fire keeps its items on screen: only a new reading or an edit
+changes them.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any
 
-from emotions.labels import MOOD_NO_FACE, MOOD_UNCERTAIN, MOODS
+from emotions.labels import EMOTIONS, MOOD_NO_FACE, MOOD_UNCERTAIN, MOODS
 
 # Moods for which no sales pressure is shown (the ad guardrail).
 NEGATIVE_MOODS: frozenset[str] = frozenset({"angry", "disgust", "fear", "sad"})
@@ -34,6 +45,18 @@ MODES = (MODE_FIXED, MODE_WEIGHTED, MODE_OPTIMIZE)
 DEFAULT_EXPLORATION = 0.1
 # The site's own look, served when not even a default rule can fire.
 BUILTIN_THEME_NAME = "Site default"
+
+# How a visitor is told about a reading: "You looked …" (the decision's) and "now you look …" (the latest).
+_LOOKED = {
+    "angry": "angry",
+    "disgust": "disgusted",
+    "fear": "afraid",
+    "happy": "happy",
+    "sad": "sad",
+    "surprise": "surprised",
+    "neutral": "neutral",
+}
+READING_OFF = "off"  # the key of "no camera reading" (mood None) in reading_words()
 
 _WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MINUTES_PER_DAY = 24 * 60
@@ -204,7 +227,7 @@ class VisitorState:
 
     ``impressions`` counts impressions per item id in this session (for the
     frequency caps); ``current`` is the decision on screen and
-    ``last_switch_at`` when it was issued (for the cool-down).
+    ``last_switch_at`` when its content came on screen (for the cool-down).
     """
 
     impressions: dict[int, int] = field(default_factory=dict)
@@ -216,7 +239,9 @@ class VisitorState:
         self.impressions[item_id] = self.impressions.get(item_id, 0) + 1
 
     def decision_remember(self, decision: Decision, now: datetime) -> None:
-        """Make ``decision`` the one on screen; a new one restarts the cool-down."""
+        """Make ``decision`` the one on screen; new content restarts the cool-down."""
+        if decision.held and self.current is not None:
+            return
         if decision.switched or self.current is None:
             self.last_switch_at = now
         self.current = decision
@@ -239,10 +264,15 @@ class Decision:
     items: Mapping[str, tuple[ItemSnapshot, ...]]
     rule_id: int | None
     rule_name: str
-    reason: str
+    reason: str  # for the visitor, in plain words; about ``mood``, the reading the content was chosen for
     is_default: bool
-    switched: bool = True
+    switched: bool = True  # new content; False when the content on screen stays (kept or held)
     trace: tuple[str, ...] = ()
+    detail: str = ""  # for operators: which rule fired and how, in the admin's terms
+    held: bool = False  # a cool-down kept the content on screen against a switch
+    # From now, how long a cool-down keeps this content against content for another reading.
+    hold_s: float = 0.0
+    unclear: bool = False  # a rule for the mood would fire if the expression read more clearly
 
     @property
     def item_ids(self) -> list[int]:
@@ -258,6 +288,7 @@ class Decision:
             "rule": self.rule_name,
             "reason": self.reason,
             "is_default": self.is_default,
+            "hold_s": round(self.hold_s, 1),
         }
 
 
@@ -302,7 +333,7 @@ def decide(
     )
     decision = _first_firing(mood, confidence, sorted(rules, key=lambda r: r.sort_key), picker)
     decision = replace(decision, decision_id=decision_id or uuid.uuid4().hex)
-    return _apply_cooldown(decision, rules, visitor, now)
+    return _against_screen(decision, rules, visitor, now)
 
 
 def _first_firing(
@@ -312,6 +343,7 @@ def _first_firing(
     mood_rules = [r for r in ordered if not r.is_default]
     default_rules = [r for r in ordered if r.is_default]
 
+    too_unclear = False  # a rule for the mood wanted a higher confidence
     if mood is None:
         trace.append("No camera reading: mood rules are not evaluated.")
     else:
@@ -320,6 +352,7 @@ def _first_firing(
                 trace.append(f"“{rule.name}”: not for {mood}.")
                 continue
             if confidence < rule.min_confidence:
+                too_unclear = True
                 trace.append(
                     f"“{rule.name}”: confidence {_pct(confidence)} is below "
                     f"its minimum {_pct(rule.min_confidence)}."
@@ -329,23 +362,28 @@ def _first_firing(
             if picked.skip_reason:
                 trace.append(f"“{rule.name}”: {picked.skip_reason}")
                 continue
-            reason = (
+            detail = (
                 f"Rule “{rule.name}” ({rule.tier_name}, order {rule.order}) fired: "
                 f"the mood is {mood} at {_pct(confidence)} confidence (minimum {_pct(rule.min_confidence)})"
                 f"{_schedule_words(rule)}{picked.how}."
             )
             trace.append(f"“{rule.name}”: fired.")
-            return _decision(mood, confidence, rule, picked.items, reason, False, trace)
+            reason = (
+                f"{reading_words_for(mood)['was']}, so the page shows {_what_changes(rule)} chosen to suit."
+            )
+            return _decision(mood, confidence, rule, picked.items, reason, detail, False, trace)
 
     why = _default_why(mood, confidence)
+    usual = _usual_reason(mood, too_unclear)
     for rule in default_rules:
         picked = picker.pick(rule)
         if picked.skip_reason:
             trace.append(f"Default “{rule.name}”: {picked.skip_reason}")
             continue
         trace.append(f"Default “{rule.name}”: fired.")
-        reason = f"{why}, so the default rule “{rule.name}” fired{_schedule_words(rule)}{picked.how}."
-        return _decision(mood, confidence, rule, picked.items, reason, True, trace)
+        detail = f"{why}, so the default rule “{rule.name}” fired{_schedule_words(rule)}{picked.how}."
+        decision = _decision(mood, confidence, rule, picked.items, usual, detail, True, trace)
+        return replace(decision, unclear=too_unclear)
 
     trace.append("No default rule could fire: the site's own look is shown.")
     return Decision(
@@ -356,9 +394,11 @@ def _first_firing(
         items={},
         rule_id=None,
         rule_name="",
-        reason=f"{why} and no default rule is active, so the site's own look is shown.",
+        reason=usual,
+        detail=f"{why} and no default rule is active, so the site's own look is shown.",
         is_default=True,
         trace=tuple(trace),
+        unclear=too_unclear,
     )
 
 
@@ -368,6 +408,7 @@ def _decision(
     rule: RuleSnapshot,
     items: dict[str, tuple[ItemSnapshot, ...]],
     reason: str,
+    detail: str,
     is_default: bool,
     trace: list[str],
 ) -> Decision:
@@ -380,39 +421,86 @@ def _decision(
         rule_id=rule.id,
         rule_name=rule.name,
         reason=reason,
+        detail=detail,
         is_default=is_default,
         trace=tuple(trace),
     )
 
 
-def _apply_cooldown(
+def _against_screen(
     decision: Decision, rules: Sequence[RuleSnapshot], visitor: VisitorState, now: datetime
 ) -> Decision:
+    """Weigh a fresh decision against the content on the visitor's screen.
+
+    The same rule for the same reading (or for another of no camera, no face
+    and uncertain) keeps its items, so deciding again never rotates them by
+    itself, with the reason for the reading now; other content waits while the
+    cool-down of the content on screen runs; otherwise the fresh decision
+    switches the content.
+    """
     current = visitor.current
-    if current is None or visitor.last_switch_at is None or current.rule_id is None:
-        return decision
-    # A rule that is gone or deactivated holds nothing: operators' edits show at once.
-    current_rule = next((r for r in rules if r.id == current.rule_id), None)
-    if current_rule is None or current_rule.cooldown_s <= 0:
-        return decision
-    left = current_rule.cooldown_s - (now - visitor.last_switch_at).total_seconds()
-    if left <= 0:
-        return decision
-    if decision.rule_id == current.rule_id:
-        would = "before rotating its items"
-    else:
-        would = f"before switching to “{decision.rule_name or BUILTIN_THEME_NAME}”"
-    mood_words = "no camera reading" if decision.mood is None else f"the mood is now {decision.mood}"
-    reason = (
-        f"Kept “{current.rule_name}” for {math.ceil(left)} s more of its {current_rule.cooldown_s:g} s "
-        f"cool-down {would} ({mood_words})."
+    if current is None:
+        return replace(decision, hold_s=_hold_s(decision, rules))
+    left = hold_left_s(current, rules, visitor, now)
+    same_reading = decision.mood == current.mood or (
+        decision.mood not in EMOTIONS and current.mood not in EMOTIONS
     )
+    # For another expression the items are picked anew: they may not suit it (no ads for negative moods).
+    if decision.rule_id == current.rule_id and same_reading:
+        return replace(
+            current,
+            mood=decision.mood,
+            confidence=decision.confidence,
+            reason=decision.reason,
+            detail=decision.detail,
+            unclear=decision.unclear,
+            switched=False,
+            hold_s=max(0.0, left),
+            trace=(*decision.trace, "The same rule is on screen: its items stay."),
+        )
+    if left <= 0:
+        return replace(decision, hold_s=_hold_s(decision, rules))
+    seconds = math.ceil(left)
+    current_rule = next(r for r in rules if r.id == current.rule_id)
+    target = decision.rule_name or BUILTIN_THEME_NAME
     return replace(
         current,
-        reason=reason,
+        reason=f"{current.reason} {held_words(decision.mood, seconds)}",
+        detail=(
+            f"Kept “{current.rule_name}” for {seconds} s more of its {current_rule.cooldown_s:g} s cool-down "
+            f"before switching to “{target}” ({_mood_now(decision.mood)})."
+        ),
         switched=False,
-        trace=(*decision.trace, f"Cool-down of “{current.rule_name}”: {math.ceil(left)} s left, kept."),
+        held=True,
+        hold_s=left,
+        trace=(*decision.trace, f"Cool-down of “{current.rule_name}”: {seconds} s left, kept."),
     )
+
+
+def hold_left_s(
+    current: Decision, rules: Sequence[RuleSnapshot], visitor: VisitorState, now: datetime
+) -> float:
+    """Return how long the content on screen still holds against a switch (0 or less: it does not)."""
+    if visitor.last_switch_at is None or not _holds(current):
+        return 0.0
+    # A rule that is gone or deactivated holds nothing: operators' edits show at once.
+    rule = next((r for r in rules if r.id == current.rule_id), None)
+    if rule is None or rule.cooldown_s <= 0:
+        return 0.0
+    return rule.cooldown_s - (now - visitor.last_switch_at).total_seconds()
+
+
+def _holds(decision: Decision) -> bool:
+    # Only content chosen for an expression holds: a cool-down limits switches between moods, it never
+    # delays the first one (from the content for no camera, no face or an unclear face).
+    return decision.rule_id is not None and not decision.is_default and decision.mood in EMOTIONS
+
+
+def _hold_s(decision: Decision, rules: Sequence[RuleSnapshot]) -> float:
+    if not _holds(decision):
+        return 0.0
+    rule = next((r for r in rules if r.id == decision.rule_id), None)
+    return max(0.0, rule.cooldown_s) if rule is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -547,6 +635,57 @@ def schedules_overlap(a: Schedule, b: Schedule) -> bool:
     if lo is not None and hi is not None and lo >= hi:
         return False
     return any(s1 < e2 and s2 < e1 for s1, e1 in a.week_intervals() for s2, e2 in b.week_intervals())
+
+
+def reading_words() -> dict[str, dict[str, str]]:
+    """Return how the page words each reading for visitors, by mood (``"off"``: no camera reading).
+
+    ``was`` opens a reason ("You looked happy"); ``now`` tells what the latest reading is when the content
+    on screen was chosen for an earlier one ("you look sad").
+    """
+    words = {mood: reading_words_for(mood) for mood in MOODS}
+    words[READING_OFF] = reading_words_for(None)
+    return words
+
+
+def reading_words_for(mood: str | None) -> dict[str, str]:
+    """Return the ``was`` and ``now`` words of one reading (``None``: no camera reading)."""
+    if mood is None:
+        return {"was": "Expression reading is off", "now": "expression reading is off"}
+    if mood == MOOD_NO_FACE:
+        return {"was": "No face is in view", "now": "no face is in view"}
+    if mood == MOOD_UNCERTAIN:
+        return {"was": "Your expression is hard to read", "now": "your expression is hard to read"}
+    looked = _LOOKED.get(mood, mood)
+    return {"was": f"You looked {looked}", "now": f"you look {looked}"}
+
+
+def held_words(mood_now: str | None, seconds: int) -> str:
+    """Return the sentence that says why content for an earlier reading stays for ``seconds`` more."""
+    unit = "second" if seconds == 1 else "seconds"
+    return (
+        f"Now {reading_words_for(mood_now)['now']}: keeping this for {seconds} more {unit} "
+        "so the page doesn't flicker."
+    )
+
+
+def _usual_reason(mood: str | None, too_unclear: bool) -> str:
+    was = reading_words_for(mood)["was"]
+    if mood in EMOTIONS and too_unclear:
+        return f"{was}, but not clearly enough to change the page, so you see the usual page."
+    if mood in EMOTIONS:
+        return f"{was}; nothing on this page is meant for that right now, so you see the usual page."
+    return f"{was}, so you see the usual page."
+
+
+def _what_changes(rule: RuleSnapshot) -> str:
+    if rule.theme is not None and rule.items:
+        return "colours and content"
+    return "colours" if rule.theme is not None else "content"
+
+
+def _mood_now(mood: str | None) -> str:
+    return "no camera reading" if mood is None else f"the mood is now {mood}"
 
 
 def _default_why(mood: str | None, confidence: float) -> str:

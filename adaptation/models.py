@@ -337,7 +337,10 @@ class Rule(models.Model):
     cooldown_s = models.PositiveIntegerField(
         default=10,
         verbose_name="cool-down (seconds)",
-        help_text="Content stays at least this long before the next switch, so it does not flicker.",
+        help_text=(
+            "Content this rule chose for an expression stays at least this long before the next switch, "
+            "so it does not flicker; content for no camera, no face or an unclear face never holds."
+        ),
     )
     is_active = models.BooleanField(default=True, help_text="Inactive rules are never evaluated.")
     created_at = models.DateTimeField(auto_now_add=True)

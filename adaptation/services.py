@@ -21,7 +21,6 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from adaptation import engine, selectors
 from adaptation.engine import Decision, VisitorState
@@ -54,15 +53,16 @@ def content_decide(
     ``mood=None`` means the visitor has no camera reading (camera off or
     unavailable). ``visitor_state`` is updated in place: it becomes the
     decision on screen, which starts the cool-down when the content changed.
+    A decision held by a cool-down (``held``) leaves what is on screen as it is.
     """
     now = now or timezone.now()
     decision = _decide(mood=mood, confidence=confidence, visitor_state=visitor_state, now=now, rng=rng)
-    # Events must name a decision Attune issued and one of its items.
-    cache.set(
-        _decision_key(decision.decision_id),
-        {"mood": stats_mood(decision.mood), "items": decision.item_ids},
-        timeout=settings.ADAPTATION_DECISION_TTL_S,
-    )
+    key = _decision_key(decision.decision_id)
+    ttl = settings.ADAPTATION_DECISION_TTL_S
+    # Events must name a decision Attune issued and one of its items. Content that stays on screen keeps
+    # the mood it was first shown for: its impressions were counted under that mood, so its clicks are too.
+    if decision.switched or not cache.touch(key, timeout=ttl):
+        cache.set(key, {"mood": stats_mood(decision.mood), "items": decision.item_ids}, timeout=ttl)
     if visitor_state is not None:
         visitor_state.decision_remember(decision, now)
     return decision
@@ -134,11 +134,10 @@ def content_event_record(
     kind: Literal["impression", "click"],
     item_id: int,
     mood: str,
-    visitor_key: str,
     decision_id: str,
     now: datetime | None = None,
 ) -> bool:
-    """Count an impression or a click once per (visitor, item, decision); return False for a duplicate.
+    """Count an impression or a click once per (item, decision); return False for a duplicate.
 
     The decision must be one Attune issued (and not expired), the item one of
     its items and ``mood`` the mood it was decided for. A click counts only
@@ -149,11 +148,10 @@ def content_event_record(
         raise ValidationError(f"Unknown event kind {kind!r}; expected impression or click.")
     if mood not in MOODS:
         raise ValidationError(f"Unknown mood {mood!r}.")
-    for name, value in (("visitor_key", visitor_key), ("decision_id", decision_id)):
-        if not isinstance(value, str) or not value or len(value) > MAX_KEY_LENGTH:
-            raise ValidationError(
-                f"{name} must be a non-empty string of at most {MAX_KEY_LENGTH} characters."
-            )
+    if not isinstance(decision_id, str) or not decision_id or len(decision_id) > MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"decision_id must be a non-empty string of at most {MAX_KEY_LENGTH} characters."
+        )
     if isinstance(item_id, bool) or not isinstance(item_id, int):
         raise ValidationError("item_id must be an integer.")
     issued = cache.get(_decision_key(decision_id))
@@ -165,9 +163,9 @@ def content_event_record(
         raise ValidationError(f"The decision was made for {issued['mood']}, not {mood}.")
 
     ttl = settings.ADAPTATION_DECISION_TTL_S
-    if kind == "click" and cache.get(_event_key("impression", visitor_key, item_id, decision_id)) is None:
+    if kind == "click" and cache.get(_event_key("impression", item_id, decision_id)) is None:
         raise ValidationError("A click needs an impression of the same item first.")
-    key = _event_key(kind, visitor_key, item_id, decision_id)
+    key = _event_key(kind, item_id, decision_id)
     # cache.add is atomic on every backend: exactly one of two racing requests wins.
     if not cache.add(key, 1, timeout=ttl):
         return False
@@ -188,7 +186,7 @@ def _count_event(*, kind: str, item_id: int, mood: str, day: Any) -> None:
 
 
 def content_show(
-    *, visitor: VisitorState, visitor_key: str, mood: str | None, confidence: float, shown_id: str | None
+    *, visitor: VisitorState, mood: str | None, confidence: float, shown_id: str | None
 ) -> Decision:
     """Return the decision for ``mood`` for a live visitor; when it is new, count an impression of its items.
 
@@ -205,7 +203,6 @@ def content_show(
                 kind="impression",
                 item_id=item_id,
                 mood=stats_mood(decision.mood),
-                visitor_key=visitor_key,
                 decision_id=decision.decision_id,
             )
         except ValidationError as error:  # e.g. the item was deleted a moment ago
@@ -248,10 +245,10 @@ def _decision_key(decision_id: str) -> str:
     return f"adaptation:decision:{decision_id}"
 
 
-def _event_key(kind: str, visitor_key: str, item_id: int, decision_id: str) -> str:
-    # A keyed hash: the cache never holds the visitor key itself.
-    visitor = salted_hmac("adaptation.event", visitor_key, algorithm="sha256").hexdigest()[:32]
-    return f"adaptation:event:{kind}:{decision_id}:{item_id}:{visitor}"
+def _event_key(kind: str, item_id: int, decision_id: str) -> str:
+    # A decision is issued to one visitor (a page or one API call), so it is the unit an event counts
+    # once in: whoever reports it, however they name the visitor.
+    return f"adaptation:event:{kind}:{decision_id}:{item_id}"
 
 
 # --- Telling connected pages --------------------------------------------------

@@ -4,7 +4,10 @@ The raw per-frame label is not the mood. :class:`MoodTracker` keeps an
 exponential moving average of the primary face's probabilities; a new mood
 replaces the current one only after it has led it by ``margin`` for
 ``dwell_s`` seconds; below ``min_confidence`` the mood is ``uncertain``; after
-``no_face_s`` without a face it is ``no_face``.
+``no_face_s`` without a face it is ``no_face``. While another reading is
+waiting out that time (the held mood may have collapsed meanwhile), the state
+names it as ``candidate``: the mood is changing, and a page should not show
+the held mood's falling probability as if it were steady.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class MoodState:
     changed: bool
     previous: str | None = None
     event: MoodChanged | None = None
+    candidate: str | None = None  # the reading that leads and may replace the mood after its dwell
 
     def as_dict(self) -> dict:
         """Return the state as JSON-ready data."""
@@ -46,6 +50,7 @@ class MoodState:
             "probabilities": {label: round(p, 4) for label, p in self.probabilities.items()},
             "changed": self.changed,
             "previous": self.previous,
+            "candidate": self.candidate,
         }
 
 
@@ -119,7 +124,7 @@ class MoodTracker:
         if self.mood == MOOD_NO_FACE:
             return self._state(changed=False)
         if self._last_face_at is not None and now - self._last_face_at < self.no_face_s:
-            return self._state(changed=False)
+            return self._state(changed=False, candidate=MOOD_NO_FACE)
         state = self._switch(MOOD_NO_FACE, now)
         self.smoothed = None
         return state
@@ -132,12 +137,15 @@ class MoodTracker:
         event = MoodChanged(mood, previous, state.confidence, state.probabilities, now)
         return MoodState(state.mood, state.confidence, state.probabilities, True, previous, event)
 
-    def _state(self, *, changed: bool, previous: str | None = None) -> MoodState:
+    def _state(
+        self, *, changed: bool, previous: str | None = None, candidate: str | None = None
+    ) -> MoodState:
+        candidate = candidate or self._candidate
         if self.mood == MOOD_NO_FACE or self.smoothed is None:
-            return MoodState(self.mood, 0.0, {}, changed, previous)
+            return MoodState(self.mood, 0.0, {}, changed, previous, candidate=candidate)
         probabilities = {label: float(p) for label, p in zip(EMOTIONS, self.smoothed, strict=True)}
         if self.mood == MOOD_UNCERTAIN:
             confidence = float(self.smoothed.max())
         else:
             confidence = probabilities[self.mood]
-        return MoodState(self.mood, confidence, probabilities, changed, previous)
+        return MoodState(self.mood, confidence, probabilities, changed, previous, candidate=candidate)

@@ -4,6 +4,12 @@
 // The camera is off until the visitor agrees in the consent dialog. Frames are drawn to a small canvas, sent
 // as JPEG one at a time (the next only after the reply to the previous one) and at most data-max-fps a second.
 // Stop ends the camera tracks and the connection, which makes the server forget this visitor's mood.
+//
+// "Why am I seeing this?" always speaks of what the page shows now: the content's reason (about the reading
+// it was chosen for) and, when the reading shown beside it is another one, what that reading is and how long
+// the content stays before it follows. Without the server the reading greys out; after
+// data-offline-camera-stop-s seconds the camera turns off, and on again when the server is back (only if the
+// visitor turned it on in this page view and did not press Stop).
 (function () {
   "use strict";
 
@@ -16,8 +22,11 @@
     width: positive(parseInt(root.dataset.frameWidth, 10), 320),
     height: positive(parseInt(root.dataset.frameHeight, 10), 240),
     quality: positive(parseFloat(root.dataset.jpegQuality), 0.7),
+    offlineStopS: positive(parseFloat(root.dataset.offlineCameraStopS), 20),
   };
   const EXPRESSIONS = readJson("live-expressions") || []; // emotions.labels.EMOTIONS, from the page
+  const WORDS = readJson("live-reading-words") || {}; // adaptation.engine.reading_words(): {mood: {was, now}}
+  const READING_OFF = "off"; // WORDS' key for "no camera reading"
   const REPLY_TIMEOUT_MS = 5000; // a reply that never comes must not stop the frames for good
   const PING_MS = 25000; // keeps an open page from being closed as idle
   const BACKOFF_BASE_MS = 1000;
@@ -30,6 +39,7 @@
     status: byId("live-status"),
     dialog: byId("consent"),
     badge: byId("live-badge"),
+    badgeText: byId("live-badge-text"),
     stop: byId("live-stop"),
     selfView: byId("self-view"),
     video: byId("self-video"),
@@ -40,7 +50,6 @@
     bars: byId("self-bars"),
     model: byId("self-model"),
     adapted: byId("adapted"),
-    rule: byId("adapted-rule"),
     reason: byId("adapted-reason"),
   };
   const frameCanvas = document.createElement("canvas");
@@ -65,7 +74,17 @@
     decision: initial,
     socketDecision: null,
     themeKeys: new Set(Object.keys((initial && initial.theme && initial.theme.css) || {})),
+    slotKeys: new Map(), // slot container → what it shows, so an edited item renders anew
+    holdUntil: 0, // performance.now() until which a cool-down keeps the content on screen
+    reading: null, // the reading shown beside the content: {mood, next} from the last "emotion"
+    reasonTimer: null,
+    resumeOnReconnect: false, // the camera went off because the server was gone: turn it on again with it
+    offlineTimer: null,
   };
+  for (const container of el.adapted.querySelectorAll("[data-slot]")) {
+    const items = (initial && initial.items && initial.items[container.dataset.slot]) || [];
+    state.slotKeys.set(container, JSON.stringify(items));
+  }
 
   // --- Connection ------------------------------------------------------------------------------------
 
@@ -79,11 +98,13 @@
     ws.addEventListener("open", () => {
       if (state.ws !== ws) return;
       state.attempt = 0;
+      serverBack();
       if (el.status.dataset.state === "connection-lost") {
         status(state.capturing ? "on" : "off", state.capturing ? onMessage() : "");
       }
       startPing(PING_MS);
       schedulePump(0);
+      if (state.resumeOnReconnect && !state.capturing) startCamera();
     });
     ws.addEventListener("message", (event) => {
       if (state.ws !== ws || typeof event.data !== "string") return;
@@ -100,8 +121,37 @@
       state.ws = null;
       clearInterval(state.pingTimer);
       replyDone();
+      serverLost();
       reconnectLater(event.code);
     });
+  }
+
+  // Without the server nothing is read: grey the reading out, say so in the badge, and release the camera
+  // if the server stays away.
+  function serverLost() {
+    if (root.dataset.connection === "lost") return;
+    root.dataset.connection = "lost";
+    el.badgeText.textContent = "reconnecting…";
+    clearTimeout(state.offlineTimer);
+    state.offlineTimer = setTimeout(() => {
+      if (state.ws && state.ws.readyState === WebSocket.OPEN) return;
+      if (!state.capturing) return;
+      releaseCamera();
+      state.resumeOnReconnect = true;
+      const seconds = config.offlineStopS;
+      status(
+        "connection-lost",
+        `No connection to the server for ${seconds} s, so the camera is off. It comes back on when the ` +
+          "connection does.",
+      );
+    }, config.offlineStopS * 1000);
+    renderReason();
+  }
+
+  function serverBack() {
+    clearTimeout(state.offlineTimer);
+    root.dataset.connection = "on";
+    el.badgeText.textContent = "analysis on";
   }
 
   function startPing(everyMs) {
@@ -115,8 +165,14 @@
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** state.attempt);
     const delay = ceiling / 2 + (Math.random() * ceiling) / 2;
     state.attempt += 1;
-    const why = code === 4008 ? "The server closed the connection (too many frames)." : "Connection lost.";
-    status("connection-lost", `${why} Retrying in ${Math.ceil(delay / 1000)} s…`);
+    const why =
+      code === 4008
+        ? "The server closed the connection (too many frames)."
+        : code === 4503
+          ? "The live service is unavailable for a moment."
+          : "Connection lost.";
+    const camera = state.resumeOnReconnect ? " The camera is off until the connection is back." : "";
+    status("connection-lost", `${why} Retrying in ${Math.ceil(delay / 1000)} s…${camera}`);
     state.reconnectTimer = setTimeout(connect, delay);
   }
 
@@ -183,8 +239,15 @@
       cameraFailed(error);
       return;
     }
+    if (state.stream) {
+      // Started twice (a reconnect raced a click): keep the first stream.
+      for (const track of stream.getTracks()) track.stop();
+      return;
+    }
     state.stream = stream;
     state.capturing = true;
+    state.resumeOnReconnect = false;
+    state.reading = null;
     el.video.srcObject = stream;
     el.video.play().catch(() => {});
     for (const track of stream.getTracks()) {
@@ -196,8 +259,9 @@
     el.start.hidden = true;
     el.badge.hidden = false;
     el.selfView.hidden = false;
-    status("on", onMessage());
+    if (root.dataset.connection !== "lost") status("on", onMessage());
     if (!state.ws) connect();
+    renderReason();
     schedulePump(0);
   }
 
@@ -218,7 +282,8 @@
     }
   }
 
-  function stopCamera(message) {
+  // Stop the camera tracks and hide the reading; the connection stays as it is.
+  function releaseCamera() {
     state.capturing = false;
     clearTimeout(state.pumpTimer);
     replyDone();
@@ -231,6 +296,13 @@
     el.selfView.hidden = true;
     el.start.hidden = false;
     showEmotion({ faces: [], width: config.width, height: config.height, mood: "", confidence: 0 });
+    state.reading = null;
+    renderReason();
+  }
+
+  function stopCamera(message) {
+    state.resumeOnReconnect = false; // the visitor's Stop holds until they turn it on again
+    releaseCamera();
     // A fresh connection: the server drops everything it held about this one (mood, what was shown),
     // and the page goes back to the content for visitors without a camera.
     const old = state.ws;
@@ -347,9 +419,14 @@
     const primary = faces[0];
     el.expression.textContent = primary ? primary.dominant : faces.length === 0 && message.mood ? "no face" : "…";
     el.selfView.dataset.expression = primary ? primary.dominant : "";
-    el.mood.textContent = message.mood ? `${message.mood.replace("_", " ")} ${moodConfidence(message)}` : "…";
+    el.mood.textContent = moodLabel(message);
     el.selfView.dataset.mood = message.mood || "";
+    el.selfView.dataset.moodNext = message.mood_next || "";
     el.selfView.dataset.confidence = String(message.confidence || 0);
+    if (message.mood) {
+      state.reading = { mood: message.mood, next: message.mood_next || null };
+      renderReason();
+    }
     for (const li of el.bars.children) {
       const p = primary ? primary.probabilities[li.dataset.label] || 0 : 0;
       li.querySelector(".bar-fill").style.width = `${(p * 100).toFixed(1)}%`;
@@ -359,8 +436,13 @@
     if (message.model_version) setModel(message.model_version);
   }
 
-  function moodConfidence(message) {
-    return EXPRESSIONS.includes(message.mood) ? `(${percent(message.confidence)})` : "";
+  // While the tracker waits out a change (mood_next), the held mood's probability may have collapsed: the
+  // mood is changing, and its number would mislead.
+  function moodLabel(message) {
+    if (!message.mood) return "…";
+    if (message.mood_next) return "changing…";
+    const name = message.mood.replace("_", " ");
+    return EXPRESSIONS.includes(message.mood) ? `${name} (${percent(message.confidence)})` : name;
   }
 
   function setModel(version) {
@@ -372,6 +454,7 @@
   function applyDecision(decision) {
     state.decision = decision;
     state.socketDecision = decision;
+    state.holdUntil = performance.now() + (Number(decision.hold_s) || 0) * 1000;
     applyTheme(decision.theme || { name: "", css: {} });
     const slots = decision.items || {};
     for (const container of el.adapted.querySelectorAll("[data-slot]")) {
@@ -380,8 +463,58 @@
     el.adapted.dataset.rule = decision.rule || "";
     el.adapted.dataset.mood = decision.mood || "";
     el.adapted.dataset.decisionId = decision.decision_id || "";
-    el.rule.textContent = decision.rule || "Site default";
-    el.reason.textContent = decision.reason || "";
+    renderReason();
+  }
+
+  // --- Why am I seeing this? -------------------------------------------------------------------------
+
+  // The key of the reading shown beside the content, in the words' terms: a mood, "changing" while the mood
+  // is changing, "pending" before the first reading, "lost" without the server, READING_OFF with no camera.
+  function shownReading() {
+    if (!state.capturing) return READING_OFF;
+    if (root.dataset.connection === "lost") return "lost";
+    if (!state.reading) return "pending";
+    return state.reading.next ? "changing" : state.reading.mood;
+  }
+
+  function reasonText() {
+    const decision = state.decision;
+    if (!decision) return "";
+    const chosenFor = decision.mood || READING_OFF;
+    const shown = shownReading();
+    let reason = decision.reason || "";
+    if (shown === chosenFor) return reason;
+    if (chosenFor === READING_OFF && state.capturing) {
+      // The content was chosen before the camera was on; its reason ("reading is off") no longer holds.
+      reason = "Expression reading has just started: until it has read you, you see the usual page.";
+      if (shown === "pending") return reason;
+    }
+    if (shown === "lost") return `${reason} The connection to the server is lost, so nothing is read now.`;
+    if (shown === "pending") return `${reason} Your expression is being read: the page follows in a moment.`;
+    if (shown === "changing" && state.reading.next === "no_face") {
+      return `${reason} Now no face is in view: the page waits a moment in case it comes back.`;
+    }
+    if (shown === "changing") return `${reason} Now your expression is changing: the page waits until it settles.`;
+    const now = (WORDS[shown] && WORDS[shown].now) || `you look ${shown}`;
+    // Content for no camera, no face or an unclear face is never held; nor is anything once the camera is off.
+    const left = shown === READING_OFF ? 0 : Math.ceil((state.holdUntil - performance.now()) / 1000);
+    if (left > 0) {
+      const unit = left === 1 ? "second" : "seconds";
+      return `${reason} Now ${now}: keeping this for ${left} more ${unit} so the page doesn't flicker.`;
+    }
+    return `${reason} Now ${now}: the page follows in a moment.`;
+  }
+
+  function renderReason() {
+    const text = reasonText();
+    if (el.reason.textContent !== text) el.reason.textContent = text;
+    el.reason.dataset.chosenFor = (state.decision && state.decision.mood) || READING_OFF;
+    el.reason.dataset.shown = shownReading();
+    // Count the seconds down while the content waits for the reading shown beside it.
+    clearTimeout(state.reasonTimer);
+    if (state.holdUntil > performance.now() && el.reason.dataset.shown !== el.reason.dataset.chosenFor) {
+      state.reasonTimer = setTimeout(renderReason, 250);
+    }
   }
 
   function applyTheme(theme) {
@@ -401,10 +534,12 @@
   }
 
   function renderSlot(container, items) {
-    const ids = items.map((item) => String(item.id)).join(",");
+    const key = JSON.stringify(items);
     container.hidden = items.length === 0;
-    if (container.dataset.items === ids) return; // same items: keep them (and any playing video) as they are
-    container.dataset.items = ids;
+    // The same items, unedited: keep them (and any playing video) as they are. An edited item renders anew.
+    if (state.slotKeys.get(container) === key) return;
+    state.slotKeys.set(container, key);
+    container.dataset.items = items.map((item) => String(item.id)).join(",");
     container.replaceChildren(...items.map(renderItem));
   }
 
@@ -506,6 +641,8 @@
       capturing: state.capturing,
       socket: state.ws ? state.ws.readyState : -1,
       decisionId: state.decision ? state.decision.decision_id : null,
+      reading: shownReading(),
+      chosenFor: state.decision ? state.decision.mood || READING_OFF : null,
     }),
   });
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -124,3 +126,62 @@ def test_it_refers_only_to_demo_rows_and_known_values():
         assert {key for key, _ in rule["items"]} <= items, rule["name"]
         assert set(rule["moods"]) <= set(EMOTIONS), rule["name"]
         assert rule["tier"].upper() in Rule.Tier.names, rule["name"]
+
+
+def test_it_switches_between_moods_after_a_few_seconds_at_most():
+    data = demo_content_read()
+
+    cooldowns = {rule["name"]: rule["cooldown_s"] for rule in data["rules"]}
+
+    assert all(0 < seconds <= 6 for seconds in cooldowns.values()), cooldowns
+
+
+def test_it_leads_every_call_to_action_somewhere_on_this_site(client):
+    call_command("load_demo_content")
+    links = {item.cta_url for item in ContentItem.objects.exclude(cta_url="")}
+
+    assert links
+    for link in links:
+        path, _, anchor = link.partition("#")
+        response = client.get(path)
+        assert response.status_code == 200, link
+        assert not anchor or f'id="{anchor}"' in response.content.decode(), link
+
+
+def test_it_shows_weekend_offers_only_on_weekends():
+    data = demo_content_read()
+    weekend = {row["key"] for row in data["items"] if "weekend" in f"{row['title']} {row['body']}".lower()}
+
+    rules = [rule for rule in data["rules"] if weekend & {key for key, _ in rule["items"]}]
+
+    assert weekend and rules
+    for rule in rules:
+        assert rule["weekdays"] and set(rule["weekdays"]) <= {5, 6}, rule["name"]
+
+
+def test_it_never_fills_every_slot_with_ads():
+    data = demo_content_read()
+    kinds = {row["key"]: (row["kind"], row["slot"]) for row in data["items"]}
+
+    for rule in data["rules"]:
+        slots: dict[str, set[str]] = {}
+        for key, _ in rule["items"]:
+            kind, slot = kinds[key]
+            slots.setdefault(slot, set()).add(kind)
+        # Some slot of every rule has no ad to pick, whatever the draw.
+        assert any("ad" not in slot_kinds for slot_kinds in slots.values()), rule["name"]
+
+
+@pytest.mark.parametrize(
+    "day", [datetime(2026, 12, 2, 12, tzinfo=UTC), datetime(2026, 12, 5, 12, tzinfo=UTC)]
+)
+def test_it_shows_a_happy_visitor_something_besides_ads(day):
+    call_command("load_demo_content")
+
+    pages = [
+        content_decide(mood="happy", confidence=0.9, now=day, rng=random.Random(seed)) for seed in range(60)
+    ]
+
+    for decision in pages:
+        kinds = {slot: {item.kind for item in items} for slot, items in decision.items.items() if items}
+        assert any(slot_kinds != {"ad"} for slot_kinds in kinds.values()), (decision.rule_name, kinds)

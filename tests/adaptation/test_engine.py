@@ -1,4 +1,4 @@
-"""The pure engine: order, tiers, weights, schedules, caps, cool-down and the default paths."""
+"""The pure engine: order, tiers, weights, schedules, caps, cool-down, the default paths and the reasons."""
 
 from __future__ import annotations
 
@@ -18,9 +18,14 @@ from adaptation.engine import (
     ThemeSnapshot,
     VisitorState,
     decide,
+    reading_words,
     rules_overlap,
     schedules_overlap,
 )
+from emotions.labels import EMOTIONS, MOODS
+
+# Words that belong to the operators' view of a decision, never to the visitor's.
+OPERATOR_WORDS = ("tier", "order", "Thompson", "rule", "default", "confidence", "weight", "%")
 
 # A Wednesday, 14:30.
 NOW = datetime(2026, 11, 18, 14, 30, tzinfo=UTC)
@@ -58,9 +63,10 @@ def test_it_fires_the_first_matching_rule_in_order():
 
     assert decision.rule_id == 2
     assert not decision.is_default
-    assert decision.reason.startswith(
+    assert decision.detail.startswith(
         "Rule “Rule 2” (tier 2, order 10) fired: the mood is happy at 90% confidence"
     )
+    assert decision.reason == "You looked happy, so the page shows colours chosen to suit."  # no items
 
 
 def test_it_evaluates_lower_tiers_before_any_order():
@@ -73,7 +79,7 @@ def test_it_evaluates_lower_tiers_before_any_order():
     decision = run(rules)
 
     assert decision.rule_id == 2
-    assert "(Sponsorship, order 999)" in decision.reason
+    assert "(Sponsorship, order 999)" in decision.detail
 
 
 def test_it_breaks_ties_by_the_older_rule():
@@ -188,13 +194,104 @@ def test_it_keeps_the_content_during_the_cool_down():
 
     kept = run(rules, mood="sad", visitor=visitor, now=NOW + timedelta(seconds=10))
 
+    assert first.hold_s == 30
     assert kept.rule_id == 1
     assert kept.decision_id == first.decision_id
-    assert not kept.switched
-    assert kept.reason == (
+    assert not kept.switched and kept.held
+    assert kept.hold_s == 20
+    assert kept.detail == (
         "Kept “Rule 1” for 20 s more of its 30 s cool-down "
         "before switching to “Rule 2” (the mood is now sad)."
     )
+    assert kept.reason == (
+        "You looked happy, so the page shows colours chosen to suit. "
+        "Now you look sad: keeping this for 20 more seconds so the page doesn't flicker."
+    )
+
+
+def test_it_leaves_the_visitor_state_alone_while_content_is_held():
+    rules = [rule(1, moods=("happy",), cooldown_s=30), rule(2, moods=("sad",))]
+    visitor = VisitorState()
+    first = run(rules, visitor=visitor)
+    visitor.decision_remember(first, NOW)
+
+    held = run(rules, mood="sad", visitor=visitor, now=NOW + timedelta(seconds=10))
+    visitor.decision_remember(held, NOW + timedelta(seconds=10))
+    held_again = run(rules, mood="angry", visitor=visitor, now=NOW + timedelta(seconds=29))
+
+    assert visitor.current == first and visitor.last_switch_at == NOW
+    assert held_again.reason == (
+        "You looked happy, so the page shows colours chosen to suit. "
+        "Now you look angry: keeping this for 1 more second so the page doesn't flicker."
+    )
+
+
+@pytest.mark.parametrize("first_mood", [None, "no_face", "uncertain"])
+def test_it_adapts_at_once_to_the_first_clear_reading(first_mood):
+    rules = [
+        rule(1, moods=("happy",), cooldown_s=30),
+        rule(2, name="House", moods=(), is_default=True, cooldown_s=30, items=[item(5)]),
+    ]
+    visitor = VisitorState()
+    visitor.decision_remember(run(rules, mood=first_mood, confidence=0.2, visitor=visitor), NOW)
+
+    decision = run(rules, mood="happy", visitor=visitor, now=NOW + timedelta(seconds=1))
+
+    assert decision.rule_id == 1
+    assert decision.switched and not decision.held
+
+
+def test_it_never_holds_the_usual_page_shown_for_an_unclear_expression():
+    rules = [
+        rule(1, moods=("happy",), min_confidence=0.6, cooldown_s=30),
+        rule(2, name="House", moods=(), is_default=True, cooldown_s=30),
+    ]
+    visitor = VisitorState()
+    unclear = run(rules, confidence=0.5, visitor=visitor)
+    visitor.decision_remember(unclear, NOW)
+
+    clear = run(rules, confidence=0.8, visitor=visitor, now=NOW + timedelta(seconds=1))
+
+    assert (
+        unclear.reason
+        == "You looked happy, but not clearly enough to change the page, so you see the usual page."
+    )
+    assert unclear.hold_s == 0 and unclear.unclear  # a clearer reading may change it: ask again
+    assert clear.rule_id == 1 and clear.switched and not clear.unclear
+
+
+def test_it_keeps_the_items_on_screen_when_the_same_rule_fires_again():
+    rules = [
+        rule(1, moods=("happy",), items=[item(i) for i in range(1, 9)], cooldown_s=5),
+        rule(2, name="House", moods=(), is_default=True, items=[item(i) for i in range(11, 19)]),
+    ]
+    visitor = VisitorState()
+    happy = run(rules, visitor=visitor, rng=random.Random(1))
+    visitor.decision_remember(happy, NOW)
+    off = VisitorState()
+    no_camera = run(rules, mood=None, visitor=off, rng=random.Random(1))
+    off.decision_remember(no_camera, NOW)
+
+    again = run(rules, visitor=visitor, rng=random.Random(2), now=NOW + timedelta(seconds=60))
+    no_face = run(rules, mood="no_face", visitor=off, rng=random.Random(2), now=NOW + timedelta(seconds=60))
+
+    assert again.decision_id == happy.decision_id and again.items == happy.items
+    assert not again.switched and not again.held
+    assert no_face.decision_id == no_camera.decision_id and no_face.items == no_camera.items
+    assert no_face.mood == "no_face"
+    assert no_face.reason == "No face is in view, so you see the usual page."
+
+
+def test_it_picks_anew_for_another_expression_of_the_same_rule():
+    ad, text = item(1, kind="ad"), item(2)
+    rules = [rule(1, moods=("happy", "sad"), items=[ad, text], mode="fixed")]
+    visitor = VisitorState()
+    visitor.decision_remember(run(rules, visitor=visitor), NOW)
+
+    sad = run(rules, mood="sad", visitor=visitor, now=NOW + timedelta(seconds=60))
+
+    assert sad.switched
+    assert [i.id for i in sad.items["hero"]] == [2]  # the guardrail applies to the new expression
 
 
 def test_it_switches_once_the_cool_down_is_over():
@@ -218,15 +315,32 @@ def test_it_drops_the_cool_down_of_a_rule_that_is_gone():
 
 
 @pytest.mark.parametrize(
-    ("mood", "why"),
+    ("mood", "why", "reason"),
     [
-        ("uncertain", "The expression is uncertain, so the default rule “House” fired"),
-        ("no_face", "No face is in view, so the default rule “House” fired"),
-        (None, "There is no camera reading, so the default rule “House” fired"),
-        ("surprise", "No rule matched surprise at 90% confidence, so the default rule “House” fired"),
+        (
+            "uncertain",
+            "The expression is uncertain, so the default rule “House” fired",
+            "Your expression is hard to read, so you see the usual page.",
+        ),
+        (
+            "no_face",
+            "No face is in view, so the default rule “House” fired",
+            "No face is in view, so you see the usual page.",
+        ),
+        (
+            None,
+            "There is no camera reading, so the default rule “House” fired",
+            "Expression reading is off, so you see the usual page.",
+        ),
+        (
+            "surprise",
+            "No rule matched surprise at 90% confidence, so the default rule “House” fired",
+            "You looked surprised; nothing on this page is meant for that right now, "
+            "so you see the usual page.",
+        ),
     ],
 )
-def test_it_takes_the_default_rule_when_nothing_matches(mood, why):
+def test_it_takes_the_default_rule_when_nothing_matches(mood, why, reason):
     rules = [
         rule(1, moods=("happy", "sad")),
         rule(2, name="House", moods=(), is_default=True, items=[item(5)]),
@@ -236,7 +350,10 @@ def test_it_takes_the_default_rule_when_nothing_matches(mood, why):
 
     assert decision.rule_id == 2
     assert decision.is_default
-    assert decision.reason.startswith(why)
+    assert decision.detail.startswith(why)
+    assert decision.reason == reason
+    assert decision.hold_s == 0
+    assert not decision.unclear  # no rule for these would fire at any confidence
     assert [i.id for i in decision.items["hero"]] == [5]
 
 
@@ -261,9 +378,12 @@ def test_it_shows_the_sites_own_look_without_any_default_rule():
     assert decision.is_default
     assert decision.theme.name == BUILTIN_THEME_NAME
     assert decision.items == {}
-    assert decision.reason == (
+    assert decision.detail == (
         "No rule matched happy at 90% confidence and no default rule is active, "
         "so the site's own look is shown."
+    )
+    assert decision.reason == (
+        "You looked happy; nothing on this page is meant for that right now, so you see the usual page."
     )
 
 
@@ -309,7 +429,28 @@ def test_it_serializes_a_decision_to_the_live_page_shape():
         "rule": "Celebrate",
         "reason": decision.reason,
         "is_default": False,
+        "hold_s": 0.0,
     }
+    assert "detail" not in data and "trace" not in data  # the operators' terms stay in the admin
+
+
+@pytest.mark.parametrize("mood", [None, *MOODS])
+@pytest.mark.parametrize("confidence", [0.3, 0.9])
+def test_it_tells_visitors_why_in_plain_words_about_the_reading_on_screen(mood, confidence):
+    rules = [
+        rule(1, moods=("happy", "sad"), min_confidence=0.5, mode="optimize", items=[item(1), item(2)]),
+        rule(2, moods=("fear",), tier=1, tier_label="Sponsorship", theme=None, items=[item(3)]),
+        rule(3, name="House", moods=(), is_default=True, items=[item(5)]),
+    ]
+
+    decision = run(rules, mood=mood, confidence=confidence)
+
+    words = reading_words()[mood or "off"]
+    assert decision.reason.startswith(words["was"]), decision.reason
+    for word in OPERATOR_WORDS:
+        assert word not in decision.reason, (word, decision.reason)
+    others = [m for m in EMOTIONS if m != mood]
+    assert not any(reading_words()[m]["now"].split()[-1] in decision.reason for m in others), decision.reason
 
 
 @pytest.mark.parametrize(("mood", "confidence"), [("joy", 0.5), ("happy", 1.5), ("happy", float("nan"))])

@@ -56,7 +56,8 @@ def test_it_takes_the_default_path_for_a_visitor_without_a_camera(make_rule, mak
     decision = content_decide(mood=None, confidence=0.0)
 
     assert decision.is_default
-    assert decision.reason.startswith("There is no camera reading, so the default rule “House” fired")
+    assert decision.detail.startswith("There is no camera reading, so the default rule “House” fired")
+    assert decision.reason == "Expression reading is off, so you see the usual page."
 
 
 def test_it_refuses_an_unknown_mood():
@@ -75,9 +76,29 @@ def test_it_remembers_the_decision_in_the_visitor_state_for_the_cool_down(make_r
     later = content_decide(mood="sad", confidence=0.9, visitor_state=state, now=now + timedelta(seconds=31))
 
     assert state.current == later
-    assert kept.decision_id == first.decision_id and kept.rule_name == "Happy"
+    assert kept.decision_id == first.decision_id and kept.rule_name == "Happy" and kept.held
     assert later.rule_name == "Sad"
     assert state.last_switch_at == now + timedelta(seconds=31)
+
+
+def test_it_counts_clicks_on_content_kept_for_a_new_reading_under_the_mood_it_was_shown_for(
+    make_rule, make_item
+):
+    item = make_item("Welcome")
+    make_rule("House", moods=[], is_default=True, tier=3, items=[item])
+    state = VisitorState()
+    now = timezone.now()
+    shown = content_decide(mood="uncertain", confidence=0.2, visitor_state=state, now=now)
+    content_event_record(kind="impression", item_id=item.pk, mood="uncertain", decision_id=shown.decision_id)
+
+    kept = content_decide(mood="no_face", confidence=0.0, visitor_state=state, now=now + timedelta(seconds=3))
+    counted = content_event_record(
+        kind="click", item_id=item.pk, mood="uncertain", decision_id=kept.decision_id
+    )
+
+    assert kept.decision_id == shown.decision_id and kept.mood == "no_face"
+    assert counted
+    assert ItemDailyStat.objects.get(item=item, mood="uncertain").clicks == 1
 
 
 def test_it_learns_from_recorded_clicks_in_optimize_mode(make_rule, make_item):
@@ -108,7 +129,6 @@ def test_it_simulates_without_remembering_anything(make_rule, make_item):
             kind="impression",
             item_id=item.pk,
             mood="happy",
-            visitor_key="v1",
             decision_id=decision.decision_id,
         )
 
@@ -119,32 +139,29 @@ def _served(make_rule, make_item, mood: str = "happy"):
     return item, content_decide(mood=mood, confidence=0.9)
 
 
-def test_it_counts_an_impression_once_per_visitor_item_and_decision(make_rule, make_item):
+def test_it_counts_an_impression_once_per_item_and_decision(make_rule, make_item):
     item, decision = _served(make_rule, make_item)
     event = dict(kind="impression", item_id=item.pk, mood="happy", decision_id=decision.decision_id)
 
-    first = content_event_record(**event, visitor_key="visitor-a")
-    again = content_event_record(**event, visitor_key="visitor-a")
-    other_visitor = content_event_record(**event, visitor_key="visitor-b")
+    first = content_event_record(**event)
+    again = content_event_record(**event)
     next_decision = content_decide(mood="happy", confidence=0.9)
-    next_time = content_event_record(
-        **{**event, "decision_id": next_decision.decision_id}, visitor_key="visitor-a"
-    )
+    next_time = content_event_record(**{**event, "decision_id": next_decision.decision_id})
 
-    assert (first, again, other_visitor, next_time) == (True, False, True, True)
+    assert (first, again, next_time) == (True, False, True)
     row = ItemDailyStat.objects.get()
     assert (row.item, row.mood, row.day, row.impressions, row.clicks) == (
         item,
         "happy",
         timezone.localdate(),
-        3,
+        2,
         0,
     )
 
 
 def test_it_counts_a_click_once_and_only_after_an_impression(make_rule, make_item):
     item, decision = _served(make_rule, make_item)
-    event = dict(item_id=item.pk, mood="happy", decision_id=decision.decision_id, visitor_key="v")
+    event = dict(item_id=item.pk, mood="happy", decision_id=decision.decision_id)
 
     with pytest.raises(ValidationError, match="needs an impression"):
         content_event_record(kind="click", **event)
@@ -165,15 +182,13 @@ def test_it_counts_a_click_once_and_only_after_an_impression(make_rule, make_ite
         ({"decision_id": "nope"}, "Unknown or expired decision"),
         ({"item_id": 999_999}, "not part of this decision"),
         ({"item_id": "1"}, "must be an integer"),
-        ({"visitor_key": ""}, "visitor_key must be"),
-        ({"visitor_key": "x" * 201}, "visitor_key must be"),
+        ({"decision_id": ""}, "decision_id must be"),
+        ({"decision_id": "x" * 201}, "decision_id must be"),
     ],
 )
 def test_it_refuses_events_that_do_not_match_a_decision(make_rule, make_item, change, message):
     item, decision = _served(make_rule, make_item)
-    event = dict(
-        kind="impression", item_id=item.pk, mood="happy", decision_id=decision.decision_id, visitor_key="v"
-    )
+    event = dict(kind="impression", item_id=item.pk, mood="happy", decision_id=decision.decision_id)
 
     with pytest.raises(ValidationError, match=message):
         content_event_record(**{**event, **change})
@@ -187,7 +202,7 @@ def test_it_counts_no_camera_decisions_under_no_face(make_rule, make_item):
     decision = content_decide(mood=None, confidence=0.0)
 
     counted = content_event_record(
-        kind="impression", item_id=item.pk, mood="no_face", visitor_key="v", decision_id=decision.decision_id
+        kind="impression", item_id=item.pk, mood="no_face", decision_id=decision.decision_id
     )
 
     assert counted

@@ -172,3 +172,34 @@ def test_its_state_is_json_ready(tracker):
     state = tracker.update(peaked("happy"))
 
     assert json.loads(json.dumps(state.as_dict()))["mood"] == "happy"
+
+
+def test_it_names_the_mood_it_is_changing_to_while_the_dwell_runs(tracker, clock):
+    feed(tracker, clock, peaked("sad", 0.9), 1.0)
+
+    changing = feed(tracker, clock, peaked("happy", 0.9), 0.5)
+    changed = feed(tracker, clock, peaked("happy", 0.9), 1.0)
+
+    assert [s.mood for s in changing] == ["sad"] * len(changing)
+    assert changing[-1].candidate == "happy"
+    assert changing[-1].probabilities["sad"] < 0.4  # the held mood has collapsed: a page shows "changing"
+    assert changed[-1].mood == "happy" and changed[-1].candidate is None
+    assert changed[-1].as_dict()["candidate"] is None
+
+
+def test_it_names_no_candidate_while_the_mood_is_steady(tracker, clock):
+    states = feed(tracker, clock, peaked("happy", 0.9), 2.0)
+
+    assert all(s.candidate is None for s in states)
+
+
+def test_it_says_the_face_may_be_gone_before_it_reports_no_face(tracker, clock):
+    feed(tracker, clock, peaked("happy", 0.9), 1.0)
+
+    clock.now += 0.5
+    missing = tracker.update(None)
+    clock.now += 2.0
+    gone = tracker.update(None)
+
+    assert missing.mood == "happy" and missing.candidate == "no_face"
+    assert gone.mood == "no_face" and gone.changed and gone.candidate is None
