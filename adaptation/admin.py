@@ -78,7 +78,10 @@ class ThemeAdmin(admin.ModelAdmin):
             '<div class="attune-preview-card"><span class="attune-preview-dot" aria-hidden="true"></span>'
             "<strong>A calm headline</strong><p>Body text in the theme's colours and type scale.</p>"
             '<p class="attune-preview-muted">Secondary text</p>'
-            '<a class="attune-preview-button" href="#" onclick="return false">Call to action</a></div></div>'
+            '<a class="attune-preview-button" href="#" onclick="return false">Call to action</a>'
+            '<a class="attune-preview-button attune-preview-quiet" href="#" onclick="return false">'
+            "Not now</a>"
+            "</div></div>"
             '<p class="help">Follows your edits below as you type; the dot shows the motion level.</p>',
             _theme_style(css),
         )
@@ -143,11 +146,9 @@ class RuleAdmin(admin.ModelAdmin):
         "mood_list",
         "tier",
         "order",
-        "min_confidence",
+        "confidence",
         "theme",
-        "mode",
-        "cooldown_s",
-        "frequency_cap",
+        "pacing",
         "overlap_flag",
     ]
     list_display_links = ["name"]
@@ -175,10 +176,30 @@ class RuleAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("theme")
 
     @admin.display(description="Moods")
-    def mood_list(self, rule: Rule) -> str:
+    def mood_list(self, rule: Rule) -> SafeString | str:
         if rule.is_default:
-            return "default (uncertain, no face, unmatched, no camera)"
+            return format_html(
+                '<span title="{}">default</span>', "uncertain, no face, moods no rule matched, no camera"
+            )
         return ", ".join(rule.moods)
+
+    # Short columns, with the long wording in a tooltip, so the list fits a 1400 px screen.
+    @admin.display(description="Min conf.", ordering="min_confidence")
+    def confidence(self, rule: Rule) -> str:
+        return f"{rule.min_confidence:.2f}"
+
+    @admin.display(description="Picks, pacing", ordering="mode")
+    def pacing(self, rule: Rule) -> SafeString:
+        cap = f"{rule.frequency_cap}× each" if rule.frequency_cap else "no cap"
+        return format_html(
+            '<span title="{}">{}</span><br><span title="cool-down {} s; frequency cap: {}">{} s · {}</span>',
+            rule.get_mode_display(),
+            rule.mode,
+            rule.cooldown_s,
+            rule.frequency_cap or "none",
+            rule.cooldown_s,
+            cap,
+        )
 
     @admin.display(description="Overlaps")
     def overlap_flag(self, rule: Rule) -> SafeString | str:

@@ -13,8 +13,10 @@ from django.utils.safestring import mark_safe
 
 from emotions.labels import EMOTIONS
 from fer_site.charts import line_chart_svg
+from training.config import PRESETS
 from training.forms import TrainingRunStartForm
 from training.models import TrainingRun
+from training.selectors import training_data_roots
 from training.services import training_run_cancel, training_run_create, training_runs_recover
 
 # Only these files of a run folder are ever served, and only to staff.
@@ -126,7 +128,8 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def add_view(self, request: HttpRequest, form_url="", extra_context=None):
         if not self.has_add_permission(request):
             raise Http404
-        form = TrainingRunStartForm(request.POST or None)
+        preset = PRESETS.get(request.GET.get("preset", ""))
+        form = TrainingRunStartForm(request.POST or None, initial=dict(preset.values) if preset else None)
         if request.method == "POST" and form.is_valid():
             try:
                 run = training_run_create(
@@ -144,6 +147,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Start a training run",
             "form": form,
+            "presets": PRESETS,
+            "preset": preset,
+            "data_roots": training_data_roots(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "training/admin/start_run.html", context)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,18 @@ class Split:
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(EMOTIONS))
         return {label: int(count) for label, count in zip(EMOTIONS, counts, strict=True)}
+
+    def limited(self, max_per_class: int, *, seed: int) -> Split:
+        """Return a random sample of at most ``max_per_class`` faces of each class, in the original order."""
+        rng = np.random.default_rng(seed)
+        keep = []
+        for label in np.unique(self.y):
+            indices = np.flatnonzero(self.y == label)
+            if len(indices) > max_per_class:
+                indices = rng.choice(indices, size=max_per_class, replace=False)
+            keep.append(indices)
+        order = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+        return Split(self.x[order], self.y[order])
 
 
 @dataclass
@@ -176,6 +189,29 @@ def _load_folders(
     if not splits:
         raise DatasetError(f"{root} has none of the folders train/, val/ or test/")
     return splits, skipped
+
+
+def folder_split_counts(root: str | Path) -> dict[str, int]:
+    """Return how many images each split folder of a folder-layout dataset holds, without reading them.
+
+    Empty when ``root`` has none of train/, val/ (or validation/) and test/.
+    """
+    root = Path(root)
+    counts: dict[str, int] = {}
+    for folder_name in ("train", "val", "validation", "test"):
+        folder = root / folder_name
+        if not folder.is_dir():
+            continue
+        n = 0
+        for class_dir in os.scandir(folder):
+            if class_dir.is_dir():
+                n += sum(
+                    1
+                    for f in os.scandir(class_dir.path)
+                    if os.path.splitext(f.name)[1].lower() in IMAGE_SUFFIXES
+                )
+        counts[folder_name] = n
+    return counts
 
 
 def _class_files(folder: Path) -> list[tuple[Path, int]]:

@@ -191,6 +191,12 @@ def test_it_simulates_a_visitor(admin_client, make_rule, make_item, make_theme):
     assert "No rule matched sad at 20% confidence, so the default rule “House” fired" in unsure
     assert "confidence 20% is below its minimum 50%" in unsure
     assert "There is no camera reading" in no_camera.content.decode()
+    # Beside the operators' terms, the sentence the visitor reads.
+    assert (
+        "The visitor reads:</strong> “You looked sad, so the page shows colours and content chosen to suit.”"
+        in sad
+    )
+    assert "You looked sad, but not clearly enough to change the page" in unsure
     assert not ItemDailyStat.objects.exists()
 
 
@@ -227,8 +233,7 @@ def test_it_shows_statistics_per_mood_and_item_with_a_mood_chart(admin_client, m
 
 
 def test_it_keeps_the_custom_pages_for_staff(client, django_user_model):
-    django_user_model.objects.create_user("visitor", password="a-long-password-123")
-    client.login(username="visitor", password="a-long-password-123")
+    client.force_login(django_user_model.objects.create_user("visitor", password="a-long-password-123"))
 
     for page in ("simulate", "statistics"):
         response = client.get(f"/admin/adaptation/rule/{page}/")
