@@ -3,6 +3,7 @@
     python bench/live_load.py --url ws://127.0.0.1:8000/ws/live/ --clients 20 --fps 5 --seconds 60 [--json]
     python bench/live_load.py --serve --clients 20 --fps 5 --seconds 60      # starts `manage.py serve` itself
     python bench/live_load.py --serve --find-max --clients 10 --step 10 --seconds 30
+    python bench/live_load.py --serve --backends keras,litert --clients 20 --seconds 30   # one server each
 
 Each client behaves like the live page: it connects with an ``Origin`` the site
 accepts, reads ``ready`` and ``content``, then sends real 320×240 JPEG frames
@@ -22,6 +23,12 @@ listening on the URL's port (found with psutil), else the one ``--serve`` starte
 p95 exceeds ``--target-p95-ms`` or a run has errors, and reports the largest N
 that held. The frames and the page's behaviour come from the README ("The live
 WebSocket"); nothing here imports Django.
+
+``--backends keras,litert`` (with ``--serve``) measures the same runs against
+one fresh server per emotion backend, one after the other, and compares them:
+p95 at ``--clients``, the largest N (with ``--find-max``) and the server's
+memory, the peak RSS sampled during the runs. ``--server-env KEY=VALUE`` sets
+more of the served process's environment (e.g. ``EMOTIONS_LITERT_THREADS=1``).
 """
 
 from __future__ import annotations
@@ -51,6 +58,11 @@ from websockets.exceptions import ConnectionClosed
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 150.0
+BACKENDS = {
+    "keras": "emotions.classifier.KerasClassifier",
+    "litert": "emotions.classifier.LiteRTClassifier",
+    "fake": "emotions.fake.FakeClassifier",
+}
 WINDOW_S = 10.0
 FRAME_SIZE = (320, 240)
 JPEG_QUALITY = 70
@@ -239,8 +251,11 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
     before = process_sample(server)
     load_before = os.getloadavg()
     start = time.perf_counter() + 0.5
+    peak_rss = [before["rss_mb"]] if before else []
+    sampler = asyncio.create_task(_sample_rss(server, peak_rss))
     results = await asyncio.gather(*(visitor.run(start, args.seconds) for visitor in running))
     wall = time.perf_counter() - start
+    sampler.cancel()
     after = process_sample(server)
 
     rtts = [rtt for stats in results for rtt in stats.rtts]
@@ -289,12 +304,21 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
             "pid": server.pid,
             "rss_mb_before": before["rss_mb"],
             "rss_mb_after": after["rss_mb"],
+            "rss_mb_peak": max([*peak_rss, after["rss_mb"]]),
             "cpu_cores_used": round((after["cpu_s"] - before["cpu_s"]) / wall, 2),
         }
     report["holds"] = not errors and p95 is not None and p95 <= args.target_p95_ms
     if connect_errors:
         report["connect_errors"] = connect_errors[:5]
     return report
+
+
+async def _sample_rss(process: psutil.Process | None, peaks: list[float], every_s: float = 0.5) -> None:
+    while process is not None:
+        await asyncio.sleep(every_s)
+        sample = process_sample(process)
+        if sample:
+            peaks.append(sample["rss_mb"])
 
 
 def _ms(value: float | None) -> float | None:
@@ -305,13 +329,19 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def serve(port: int) -> subprocess.Popen:
+def serve(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Migrate and start ``manage.py serve`` (daphne, the real default model unless configured otherwise)."""
     python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, check=True)
+    # Every simulated visitor comes from this one address: lift the per-address caps on connections.
+    lifted = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
+    environment = {**lifted, **os.environ, **(env or {})}
+    subprocess.run(
+        [python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, check=True, env=environment
+    )
     process = subprocess.Popen(
         [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
+        env=environment,
         start_new_session=True,
         # The access log goes to stderr, so that stdout holds only the report (--json stays parseable).
         stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
@@ -327,6 +357,53 @@ def serve(port: int) -> subprocess.Popen:
             time.sleep(0.5)
     os.killpg(process.pid, signal.SIGTERM)
     sys.exit("the server did not answer within 120 s")
+
+
+def serve_cluster(port: int, workers: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start ``manage.py cluster`` (nginx on ``port`` in front of ``workers`` daphne processes), no Celery."""
+    python = sys.executable
+    lifted = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
+    environment = {**lifted, **os.environ, **(env or {})}
+    if not environment.get("REDIS_URL") or not environment.get("DATABASE_URL", "").startswith("postgres"):
+        sys.exit("--cluster needs REDIS_URL and DATABASE_URL=postgres://... (the processes share them)")
+    subprocess.run(
+        [python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, check=True, env=environment
+    )
+    process = subprocess.Popen(
+        [python, "manage.py", "cluster", "--workers", str(workers), "--no-worker", "--port", str(port),
+         "--web-port", str(free_port_block(workers))],
+        cwd=REPO, env=environment, start_new_session=True,
+        stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit("the cluster exited while starting")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
+                time.sleep(3)  # every web process answers by now, not only the first
+                return process
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    sys.exit("the cluster did not answer within 180 s")
+
+
+def free_port_block(count: int) -> int:
+    """Return the first of ``count`` consecutive free ports."""
+    while True:
+        first = free_port()
+        if all(_port_free(first + i) for i in range(1, count)):
+            return first
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -364,14 +441,69 @@ def print_table(reports: list[dict], args: argparse.Namespace) -> None:
 
 async def main_async(args: argparse.Namespace) -> dict:
     frames = make_frames()
+    if args.cluster:
+        result = {
+            "machine": machine(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "target_p95_ms": args.target_p95_ms,
+            "clusters": {},
+        }
+        for workers in args.cluster:
+            if not args.json:
+                print(f"--- {workers} web process{'es' if workers > 1 else ''} behind nginx ---")
+            result["clusters"][str(workers)] = await one_server(
+                args, frames, args.server_env, workers=workers
+            )
+        result["comparison"] = compare(result["clusters"], args)
+        return result
+    if not args.backends:
+        return await one_server(args, frames, args.server_env)
+    result: dict = {
+        "machine": machine(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "target_p95_ms": args.target_p95_ms,
+        "backends": {},
+    }
+    for backend in args.backends:
+        if not args.json:
+            print(f"--- backend {backend} ({BACKENDS[backend]}) ---")
+        env = {**args.server_env, "EMOTIONS_BACKEND": BACKENDS[backend]}
+        result["backends"][backend] = await one_server(args, frames, env)
+    result["comparison"] = compare(result["backends"], args)
+    return result
+
+
+def compare(results: dict[str, dict], args: argparse.Namespace) -> dict:
+    """Return, per backend, the first run's p95, the largest N that held (with --find-max) and peak RSS."""
+    comparison = {}
+    for backend, result in results.items():
+        first = result["runs"][0]
+        comparison[backend] = {
+            "clients": first["clients"],
+            "p95_ms": first["rtt_ms"]["p95"],
+            "errors": sum(first["errors"].values()),
+            "max_clients_holding_target": result.get("max_clients_holding_target"),
+            "server_rss_mb_peak": max((run["server"] or {}).get("rss_mb_peak", 0) for run in result["runs"]),
+            "warm_up_s": result["warm_up_s"],
+        }
+    return comparison
+
+
+async def one_server(
+    args: argparse.Namespace, frames: list[bytes], env: dict[str, str], *, workers: int = 0
+) -> dict:
+    """Run the load (once, or rising with --find-max) against ``--url``, a server of its own, or a cluster."""
     process = None
     if args.serve:
         port = free_port()
         args.url = f"ws://127.0.0.1:{port}/ws/live/"
         args.origin = f"http://127.0.0.1:{port}"
-        process = serve(port)
+        process = serve_cluster(port, workers, env) if workers else serve(port, env)
     try:
-        server = psutil.Process(process.pid) if process else server_process(args.url, args.server_pid)
+        if workers:
+            server = None  # several processes: their memory is not one figure
+        else:
+            server = psutil.Process(process.pid) if process else server_process(args.url, args.server_pid)
         warm_up_s = await warm_up(args.url, args.origin, frames[0])
         reports = []
         clients = args.clients
@@ -386,6 +518,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         result = {
             "machine": machine(),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "server_env": env,
             "url": args.url,
             "target_p95_ms": args.target_p95_ms,
             "warm_up_s": round(warm_up_s, 1),
@@ -415,7 +548,32 @@ def main() -> None:
     parser.add_argument("--target-p95-ms", type=float, default=TARGET_P95_MS, help="default 150")
     parser.add_argument("--server-pid", type=int, help="the server's process id, for its memory and CPU")
     parser.add_argument("--serve", action="store_true", help="start `manage.py serve` on a free port")
+    parser.add_argument(
+        "--backends",
+        help="with --serve: a server per emotion backend, one after the other, e.g. keras,litert",
+    )
+    parser.add_argument(
+        "--cluster",
+        help="with --serve: `manage.py cluster` (nginx + N processes) per N, e.g. 1,2; needs REDIS_URL and "
+        "a PostgreSQL DATABASE_URL",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the served process (repeatable)",
+    )
     args = parser.parse_args()
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()] if args.backends else []
+    args.cluster = [int(n) for n in args.cluster.split(",") if n.strip()] if args.cluster else []
+    if args.cluster and (not args.serve or args.backends):
+        parser.error("--cluster needs --serve and goes without --backends")
+    if args.backends and (not args.serve or set(args.backends) - set(BACKENDS)):
+        parser.error(f"--backends needs --serve and takes {', '.join(BACKENDS)}")
+    if any("=" not in item for item in args.server_env):
+        parser.error("--server-env takes KEY=VALUE")
+    args.server_env = dict(item.split("=", 1) for item in args.server_env)
     if args.origin is None:
         parts = urlsplit(args.url)
         args.origin = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
@@ -423,13 +581,38 @@ def main() -> None:
     result = asyncio.run(main_async(args))
     if args.json:
         print(json.dumps(result, indent=2))
+    elif args.cluster:
+        print(f"machine: {result['machine']}")
+        print(
+            f"processes  p95 ms at {args.clients}×{args.fps:g} fps  "
+            f"largest N (p95 ≤ {args.target_p95_ms:g} ms)"
+        )
+        for workers, row in result["comparison"].items():
+            largest = row["max_clients_holding_target"] if args.find_max else "-"
+            print(f"{workers:<10} {row['p95_ms'] or '-':>22} {largest!s:>30}")
+    elif args.backends:
+        print(f"machine: {result['machine']}")
+        print(
+            f"backend  p95 ms at {args.clients}×{args.fps:g} fps  "
+            f"largest N (p95 ≤ {args.target_p95_ms:g} ms)  RSS MB"
+        )
+        for backend, row in result["comparison"].items():
+            largest = row["max_clients_holding_target"] if args.find_max else "-"
+            print(f"{backend:<8} {row['p95_ms'] or '-':>22} {largest!s:>30} {row['server_rss_mb_peak']:>7}")
     else:
         print(f"machine: {result['machine']}  model warm-up: {result['warm_up_s']} s")
         if args.find_max:
             print(
                 f"largest N holding p95 ≤ {args.target_p95_ms:g} ms: {result['max_clients_holding_target']}"
             )
-    sys.exit(0 if all(run["holds"] for run in result["runs"][:1]) else 1)
+    servers = (
+        result["backends"].values()
+        if args.backends
+        else result["clusters"].values()
+        if args.cluster
+        else [result]
+    )
+    sys.exit(0 if all(run["holds"] for server in servers for run in server["runs"][:1]) else 1)
 
 
 if __name__ == "__main__":
