@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from fer_site.api_rates import parse_rate
+from fer_site.api.rates import parse_rate
 from fer_site.envvars import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,7 +56,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    # Django's admin with Attune's operations home (fer_site/admin_site.py).
+    "fer_site.apps.AttuneAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -67,6 +69,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "emotions",
     "adaptation",
     "training",
@@ -83,6 +86,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
+    # Last: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fer_site.urls"
@@ -250,6 +257,46 @@ if not DEBUG:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Browser policies (django-csp, django-permissions-policy) ---
+# Scripts only from this site's own files (the pages hand data to them with json_script); styles may be
+# inline (theme custom properties, admin pages); pictures and videos of content items may be anywhere on
+# https; the live WebSocket is same-origin ('self' covers ws: and wss:).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "https:"],
+        "media-src": ["'self'", "blob:", "https:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# The camera is for this site's own page only; nothing else a page could ask for is allowed.
+PERMISSIONS_POLICY = {
+    "camera": ["self"],
+    "microphone": [],
+    "geolocation": [],
+    "payment": [],
+    "usb": [],
+    "display-capture": [],
+}
+
+# --- Admin sign-in throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one user name
+# from one address, that pair is locked out (429) for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, min_value=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, min_value=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {
     "version": 1,
@@ -261,11 +308,18 @@ LOGGING = {
 }
 
 # --- Attune: emotion engine ---
-# Dotted path of the inference backend: the real Keras classifier, or a fake for tests.
-EMOTIONS_BACKEND = env_str("EMOTIONS_BACKEND", "emotions.classifier.KerasClassifier")
+# Dotted path of the inference backend: LiteRT with XNNPACK (each model's compiled .tflite file; no
+# TensorFlow in the web process), emotions.classifier.KerasClassifier (the .keras file through
+# TensorFlow: GPUs, models that do not compile), or emotions.fake.FakeClassifier for tests.
+EMOTIONS_BACKEND = env_str("EMOTIONS_BACKEND", "emotions.classifier.LiteRTClassifier")
 EMOTIONS_DEFAULT_MODEL = BASE_DIR / "emotions" / "default_model" / "attune_default.keras"
 EMOTIONS_MAX_IMAGE_BYTES = env_int("EMOTIONS_MAX_IMAGE_BYTES", 4 * 1024 * 1024, min_value=1024)
 EMOTIONS_MAX_IMAGE_PIXELS = env_int("EMOTIONS_MAX_IMAGE_PIXELS", 4096 * 4096, min_value=64 * 64)
+# The face detector: "blazeface" (MediaPipe's models under LiteRT: tilted and small faces, keypoints,
+# alignment) or "haar" (OpenCV's cascade: upright frontal faces only). EMOTIONS_DETECT_* tune Haar.
+EMOTIONS_DETECTOR = env_choice("EMOTIONS_DETECTOR", "blazeface", ("blazeface", "haar"))
+EMOTIONS_DETECTOR_MIN_SCORE = env_float("EMOTIONS_DETECTOR_MIN_SCORE", 0.5, min_value=0.05, max_value=0.99)
+EMOTIONS_DETECTOR_THREADS = env_int("EMOTIONS_DETECTOR_THREADS", 1, min_value=1, max_value=16)
 EMOTIONS_DETECT_HEIGHT = env_int("EMOTIONS_DETECT_HEIGHT", 240, min_value=48, max_value=2160)
 EMOTIONS_DETECT_SCALE_FACTOR = env_float("EMOTIONS_DETECT_SCALE_FACTOR", 1.2, min_value=1.01, max_value=2.0)
 EMOTIONS_DETECT_MIN_NEIGHBORS = env_int("EMOTIONS_DETECT_MIN_NEIGHBORS", 5, min_value=1, max_value=20)
@@ -273,10 +327,23 @@ EMOTIONS_DETECT_MIN_FACE_FRACTION = env_float(
     "EMOTIONS_DETECT_MIN_FACE_FRACTION", 0.12, min_value=0.01, max_value=1.0
 )
 EMOTIONS_BATCH_MAX_SIZE = env_int("EMOTIONS_BATCH_MAX_SIZE", 32, min_value=1, max_value=1024)
-EMOTIONS_BATCH_MAX_WAIT_MS = env_float("EMOTIONS_BATCH_MAX_WAIT_MS", 4.0, min_value=0.0, max_value=1000.0)
+# A lone face never waits; faces already queued together may wait this long for more to join them.
+# 0: batches are only what queued up meanwhile (on CPUs batching barely pays; a GPU wants a few ms).
+EMOTIONS_BATCH_MAX_WAIT_MS = env_float("EMOTIONS_BATCH_MAX_WAIT_MS", 0.0, min_value=0.0, max_value=1000.0)
 EMOTIONS_BATCH_QUEUE_SIZE = env_int("EMOTIONS_BATCH_QUEUE_SIZE", 256, min_value=1)
-# Threads running batches side by side; one per core lets a busy server use them all.
-EMOTIONS_BATCH_WORKERS = env_int("EMOTIONS_BATCH_WORKERS", os.cpu_count() or 1, min_value=1, max_value=64)
+# Threads of each LiteRT interpreter. Two classify a lone face in half the time on an idle machine, but
+# gain nothing on a busy one, whose other cores are taken: one thread per interpreter, one per core.
+EMOTIONS_LITERT_THREADS = env_int("EMOTIONS_LITERT_THREADS", 1, min_value=1, max_value=64)
+# Threads running batches side by side (with LiteRT, each with its own interpreter): enough to keep
+# every core busy, i.e. cores / EMOTIONS_LITERT_THREADS with LiteRT, one per core with Keras.
+EMOTIONS_BATCH_WORKERS = env_int(
+    "EMOTIONS_BATCH_WORKERS",
+    max(1, (os.cpu_count() or 1) // EMOTIONS_LITERT_THREADS)
+    if EMOTIONS_BACKEND.endswith(".LiteRTClassifier")
+    else os.cpu_count() or 1,
+    min_value=1,
+    max_value=64,
+)
 EMOTIONS_MOOD_ALPHA = env_float("EMOTIONS_MOOD_ALPHA", 0.3, min_value=0.01, max_value=1.0)
 EMOTIONS_MOOD_MARGIN = env_float("EMOTIONS_MOOD_MARGIN", 0.1, min_value=0.0, max_value=1.0)
 EMOTIONS_MOOD_DWELL_S = env_float("EMOTIONS_MOOD_DWELL_S", 1.0, min_value=0.0)
@@ -299,9 +366,16 @@ LIVE_FLOOD_DROPS = env_int("LIVE_FLOOD_DROPS", 25, min_value=1)
 # A connection that sends nothing (no frame, no ping) for this long is closed (4408).
 LIVE_IDLE_TIMEOUT_S = env_float("LIVE_IDLE_TIMEOUT_S", 120.0, min_value=5.0)
 # What the page draws each frame at and how it compresses it.
+# Per client address (proxy-aware with `serve --proxy-headers`) and process: WebSockets open at once, and
+# new ones per minute; a refused handshake gets 403. Visitors behind one NAT share an address.
+LIVE_MAX_CONNECTIONS_PER_CLIENT = env_int("LIVE_MAX_CONNECTIONS_PER_CLIENT", 20, min_value=1)
+LIVE_CONNECTS_PER_MINUTE_PER_CLIENT = env_float("LIVE_CONNECTS_PER_MINUTE_PER_CLIENT", 120.0, min_value=1.0)
 LIVE_FRAME_WIDTH = env_int("LIVE_FRAME_WIDTH", 320, min_value=64, max_value=1920)
 LIVE_FRAME_HEIGHT = env_int("LIVE_FRAME_HEIGHT", 240, min_value=48, max_value=1080)
 LIVE_JPEG_QUALITY = env_float("LIVE_JPEG_QUALITY", 0.7, min_value=0.1, max_value=1.0)
+# Seconds a page keeps its camera on without a connection to the server; then it turns it off, and on again
+# when the connection is back (only if the visitor agreed in that page view).
+LIVE_OFFLINE_CAMERA_STOP_S = env_float("LIVE_OFFLINE_CAMERA_STOP_S", 20.0, min_value=1.0, max_value=600.0)
 
 # --- Attune: training ---
 TRAINING_ARTIFACTS_DIR = Path(env_str("TRAINING_ARTIFACTS_DIR", str(VAR_DIR / "training")))
@@ -335,14 +409,14 @@ API_TRAINING_DATA_ROOTS = env_list("API_TRAINING_DATA_ROOTS", [str(TRAINING_DATA
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "fer_site.api_auth.ApiKeyAuthentication",
+        "fer_site.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["fer_site.api_auth.HasApiScope"],
-    "DEFAULT_THROTTLE_CLASSES": ["fer_site.api_auth.ApiKeyThrottle"],
-    "DEFAULT_PARSER_CLASSES": ["fer_site.api_uploads.BoundedJSONParser"],
+    "DEFAULT_PERMISSION_CLASSES": ["fer_site.api.auth.HasApiScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["fer_site.api.auth.ApiKeyThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["fer_site.api.uploads.BoundedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "fer_site.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "fer_site.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -367,7 +441,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "fer_site.api_schema.add_error_responses",
+        "fer_site.api.schema.add_error_responses",
     ],
     # Served from the drf-spectacular-sidecar package: the docs work without the internet.
     "SWAGGER_UI_DIST": "SIDECAR",
