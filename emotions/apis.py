@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -17,10 +19,12 @@ from emotions.labels import EMOTIONS
 from emotions.models import ModelVersion
 from emotions.pipeline import STAGES, FrameResult
 from emotions.services import emotion_engine, model_version_activate
-from fer_site.api.errors import ErrorSerializer
+from fer_site.api.errors import ApiError, ErrorSerializer
 from fer_site.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_serializer
 from fer_site.api.uploads import ImageMultiPartParser, JpegBodyParser, PngBodyParser
 from fer_site.models import Scope
+
+logger = logging.getLogger(__name__)
 
 ProbabilitiesSerializer = type(
     "ProbabilitiesSerializer",
@@ -287,7 +291,9 @@ class ModelVersionActivateApi(APIView):
         description=(
             "Makes the version the only active one. This server switches at once, the others within a few "
             "seconds; visitors' pages keep working meanwhile. Activating an older version is the rollback. "
-            "Refused (400) when its model file is missing. Scope: `models`."
+            "Refused (400 `model_unservable`) when its files are missing, altered or cannot be loaded; "
+            "the reason, which names files and checksums, goes to the operators' log and admin only. "
+            "Scope: `models`."
         ),
         request=None,
         responses={
@@ -299,6 +305,15 @@ class ModelVersionActivateApi(APIView):
     def post(self, request, version_id: int):
         version = get_object_or_404(ModelVersion, pk=version_id)
 
-        version = model_version_activate(version=version)
+        try:
+            version = model_version_activate(version=version)
+        except ValidationError as refused:
+            logger.warning("activation of %s refused: %s", version.name, " ".join(refused.messages))
+            raise ApiError(
+                status_code=400,
+                code="model_unservable",
+                message=f"{version.name} cannot be served: its files are missing, altered or cannot be "
+                "loaded. Operators see why in the admin and the server log.",
+            ) from None
 
         return Response(self.OutputSerializer(version).data, status=status.HTTP_200_OK)

@@ -38,6 +38,8 @@ from emotions.classifier import (
     LITERT,
     NO_VERSION,
     HotSwapClassifier,
+    KerasClassifier,
+    ModelFileError,
     ModelSpec,
     ModelUnavailable,
     keras_file_problem,
@@ -365,7 +367,17 @@ def _model_version_check(version: ModelVersion) -> None:
     problem = keras_file_problem(path, sha256=version.sha256 or None)
     if problem is not None:
         raise ValidationError(f"{version.name} cannot be served: {problem}.")
-    if emotion_backend_format() == LITERT:
+    backend_format = emotion_backend_format()
+    if backend_format == KERAS:
+        # Load it as the engine will (safe mode, warm-up predictions): a file Keras refuses, e.g. one with
+        # a Lambda layer, must not become the active model. This process serves Keras, so has TensorFlow.
+        try:
+            KerasClassifier(path, sha256=version.sha256 or None, warmup_batch_sizes=(1,))
+        except ModelFileError as exc:
+            raise ValidationError(f"{version.name} cannot be served: {exc}.") from None
+    if backend_format == LITERT:
+        # Registration compiled it with Keras's safe mode and checked LiteRT's answers against Keras on
+        # sample faces; the recorded SHA-256 proves this file is the one that passed.
         litert_path = model_version_litert_path(version)
         problem = version.litert_problem() or litert_file_problem(
             litert_path, sha256=version.litert_sha256 or None

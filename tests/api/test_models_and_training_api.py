@@ -9,6 +9,7 @@ import pytest
 from emotions import services as emotion_services
 from emotions.models import ModelVersion
 from tests.conftest import model_archive_write
+from tests.emotions.conftest import litert_stand_in_write
 from training import tasks
 from training.models import TrainingRun
 
@@ -20,20 +21,31 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def versions(settings, tmp_path) -> tuple[ModelVersion, ModelVersion]:
-    """Two registered versions with model files (stand-ins for the Keras backend); the first is active."""
+    """Two registered versions with stand-in files (.keras and LiteRT); the first is active."""
     settings.TRAINING_ARTIFACTS_DIR = tmp_path
-    settings.EMOTIONS_BACKEND = "emotions.classifier.KerasClassifier"
-    sha256 = {name: model_archive_write(tmp_path / f"{name}.keras") for name in ("old", "new")}
+    files = {
+        name: {
+            "sha256": model_archive_write(tmp_path / f"{name}.keras"),
+            "litert_sha256": litert_stand_in_write(tmp_path / f"{name}.tflite"),
+            "litert_max_abs_diff": 0.0,
+        }
+        for name in ("old", "new")
+    }
     old = ModelVersion.objects.create(
         name="old",
         architecture="mini_xception",
         file_path="old.keras",
-        sha256=sha256["old"],
+        litert_path="old.tflite",
         metrics={"accuracy": 0.61},
+        **files["old"],
     )
     old.activate()
     new = ModelVersion.objects.create(
-        name="new", architecture="mini_xception", file_path=str(tmp_path / "new.keras"), sha256=sha256["new"]
+        name="new",
+        architecture="mini_xception",
+        file_path=str(tmp_path / "new.keras"),
+        litert_path=str(tmp_path / "new.tflite"),
+        **files["new"],
     )
     return old, new
 
@@ -81,7 +93,7 @@ def test_it_refuses_to_activate_a_model_whose_file_is_missing(client_all, versio
     response = client_all.post(f"/api/v1/models/{new.pk}/activate")
 
     assert response.status_code == 400
-    assert "missing" in str(response.json()["error"]["details"])
+    assert response.json()["error"]["code"] == "model_unservable"
     assert ModelVersion.objects.active().name == "old"
 
 

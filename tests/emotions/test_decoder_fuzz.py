@@ -85,7 +85,7 @@ def jpeg_mutation(draw) -> bytes:
             if sof is not None:  # height, width; then the component count and its table
                 height, width = draw(st.integers(0, 65535)), draw(st.integers(0, 65535))
                 data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-                if draw(st.booleans()):
+                if draw(st.booleans()) and sof + 9 < len(data):  # an earlier cut may have ended it
                     data[sof + 9] = draw(st.integers(0, 255))
         elif kind == "length" and segments:
             at = draw(st.sampled_from(segments))
