@@ -15,7 +15,7 @@ live page sends them):
   cut out as their box (no alignment) and aligned by the eyes.
 
 Faces: ``skimage.data.astronaut()`` (NASA, public domain) in its own photo, and
-FER-2013 validation faces (``--fer-dir``, default /work/shared/data/fer2013/val; skipped
+FER-2013 validation faces (``--fer-dir``, default ../shared/data/fer2013/val beside the checkout; skipped
 when absent) pasted with a soft edge into face-free photographs from ``skimage.data``.
 Everything is seeded, so two runs build the same frames. ``--save`` writes the JSON
 report to bench/results/<date>-faces.json.
@@ -46,7 +46,7 @@ from emotions.detector import BlazeFaceDetector, Face, FaceTrack, HaarFaceDetect
 from emotions.labels import EMOTIONS  # noqa: E402
 from emotions.preprocessing import align_face, crop_face, to_model_input  # noqa: E402
 
-FER_DIR = Path("/work/shared/data/fer2013/val")
+FER_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013" / "val"
 RESULTS = REPO / "bench" / "results"
 WIDTH, HEIGHT = 640, 480
 CONDITIONS = (

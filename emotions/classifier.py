@@ -211,7 +211,21 @@ def configure_tensorflow() -> Any:
     return tf
 
 
-class KerasClassifier:
+class _ServedModel:
+    """A backend whose model and label are swapped together, in one assignment to ``_served``."""
+
+    _served: tuple[Any, str] = (None, NO_VERSION)
+
+    @property
+    def version(self) -> str:
+        return self._served[1]
+
+    @property
+    def loaded(self) -> bool:
+        return self._served[0] is not None
+
+
+class KerasClassifier(_ServedModel):
     """Serve one ``.keras`` model made by Attune's training pipeline through a compiled function."""
 
     needs_model_file = True
@@ -231,14 +245,6 @@ class KerasClassifier:
         self._load_lock = threading.Lock()
         if path is not None:
             self.load(path, sha256=sha256, version=version)
-
-    @property
-    def version(self) -> str:
-        return self._served[1]
-
-    @property
-    def loaded(self) -> bool:
-        return self._served[0] is not None
 
     def load(self, path: str | Path, *, sha256: str | None = None, version: str | None = None) -> None:
         """Load, check and warm up the model at ``path``; on any failure keep the current one."""
@@ -369,7 +375,7 @@ def delegated_ops(interpreter: Any) -> int:
     return sum(1 for op in ops if op.get("op_name") == "DELEGATE")
 
 
-class LiteRTClassifier:
+class LiteRTClassifier(_ServedModel):
     """Serve a ``.tflite`` model compiled from Attune's Keras model, with LiteRT and its XNNPACK delegate.
 
     Imports LiteRT (``ai_edge_litert``), never TensorFlow. An interpreter runs one call at a time, so
@@ -402,14 +408,6 @@ class LiteRTClassifier:
         self._load_lock = threading.Lock()
         if path is not None:
             self.load(path, sha256=sha256, version=version)
-
-    @property
-    def version(self) -> str:
-        return self._served[1]
-
-    @property
-    def loaded(self) -> bool:
-        return self._served[0] is not None
 
     @property
     def xnnpack(self) -> bool:

@@ -18,6 +18,7 @@ from fer_site.api.fields import QuerySerializer
 from fer_site.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_serializer
 from fer_site.models import Scope
 from training.config import OPTIONS, Option, cross_problems
+from training.forms import option_rule_validator
 from training.models import TrainingRun
 from training.services import training_run_cancel, training_run_create
 
@@ -56,17 +57,8 @@ def option_field(option: Option, *, required: bool = False) -> serializers.Field
     if option.type is str:
         return serializers.CharField(max_length=option.max_length, allow_null=option.nullable, **common)
     number = serializers.IntegerField if option.type is int else serializers.FloatField
-    validators = [_rule(option)] if option.rule else []
+    validators = [option_rule_validator(option)] if option.rule else []
     return number(min_value=option.min, max_value=option.max, validators=validators, **common)
-
-
-def _rule(option: Option):
-    def validate(value: Any) -> None:
-        problem = option.rule_problem(value)
-        if problem:
-            raise serializers.ValidationError(problem)
-
-    return validate
 
 
 # Paths on the server: the API only takes them under its data roots (see allowed_path).

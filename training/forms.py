@@ -45,11 +45,13 @@ def option_field(option: Option) -> forms.Field:
     if option.type is str:
         return forms.CharField(required=not option.nullable, max_length=option.max_length, **common)
     number = forms.IntegerField if option.type is int else forms.FloatField
-    validators = [_rule(option)] if option.rule else []
+    validators = [option_rule_validator(option)] if option.rule else []
     return number(min_value=option.min, max_value=option.max, validators=validators, **common)
 
 
-def _rule(option: Option):
+def option_rule_validator(option: Option):
+    """Return a validator of ``option``'s own rule; Django's forms and DRF's serializers both take it."""
+
     def validate(value: Any) -> None:
         problem = option.rule_problem(value)
         if problem:

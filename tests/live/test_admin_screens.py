@@ -1,4 +1,7 @@
-"""The operator's screens in headless Chromium: the admin home and a model activation, saved into docs/."""
+"""The operator's screens in headless Chromium: the admin home and a model activation, screenshotted.
+
+The pictures go to the var folder's screenshots/ (docs/ holds copies made by hand for the README).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from training.models import TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-DOCS = Path(settings.BASE_DIR) / "docs"
+SCREENSHOTS = Path(settings.VAR_DIR) / "screenshots"
 
 
 def per_class(f1: float) -> dict:
@@ -92,7 +95,7 @@ def test_an_operator_sees_the_home_and_confirms_a_model_change(chromium, live_se
     client = Client()
     client.force_login(operator)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value
-    DOCS.mkdir(exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, headless=True)
@@ -108,7 +111,7 @@ def test_an_operator_sees_the_home_and_confirms_a_model_change(chromium, live_se
             assert page.locator("#site-name").inner_text() == "Attune operations"
             assert "cnn-2026-11-30" in page.locator("#dash-model").inner_text()
             assert "Spring sale" in page.locator("#dash-content").inner_text()
-            page.screenshot(path=str(DOCS / "admin-home.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / "admin-home.png"), full_page=True)
 
             page.goto(f"{live_server.url}/admin/emotions/modelversion/")
             page.locator(f"input[name=_selected_action][value='{worse.pk}']").check()
@@ -116,7 +119,7 @@ def test_an_operator_sees_the_home_and_confirms_a_model_change(chromium, live_se
             page.locator("button[name=index]").click()
             page.wait_for_url(f"**/admin/emotions/modelversion/{worse.pk}/activate/")
             assert "scores lower" in page.locator(".attune-warning").inner_text()
-            page.screenshot(path=str(DOCS / "admin-model-activation.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / "admin-model-activation.png"), full_page=True)
 
             page.get_by_role("button", name="Serve it anyway").click()
             page.wait_for_url("**/admin/emotions/modelversion/")
@@ -134,4 +137,4 @@ def test_an_operator_sees_the_home_and_confirms_a_model_change(chromium, live_se
             browser.close()
 
     assert ModelVersion.objects.get(is_active=True) == worse
-    assert (DOCS / "admin-home.png").stat().st_size > 10_000
+    assert (SCREENSHOTS / "admin-home.png").stat().st_size > 10_000

@@ -37,7 +37,6 @@ from training.services import model_version_register
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 TIMEOUT_MS = 120_000  # the server imports TensorFlow and loads the model before the first frame is read
-DOCS = Path(settings.BASE_DIR) / "docs"
 PHONE = {"width": 390, "height": 844}
 # The expressions the changing video shows, in order, and for how many seconds each. Neutral gives way
 # before its content's cool-down (4 s) has run, so the page counts down before it follows.
