@@ -19,7 +19,7 @@ from adaptation.services import (
     stats_mood,
 )
 from emotions.labels import MOODS
-from fer_site.api.fields import QuerySerializer, StrictCharField
+from fer_site.api.fields import QuerySerializer, StrictCharField, StrictFloatField
 from fer_site.models import Scope
 
 VISITOR_ID_HELP = (
@@ -114,7 +114,7 @@ class ContentDecideApi(APIView):
             allow_null=True,
             help_text="The visitor's mood; null when there is no camera reading.",
         )
-        confidence = serializers.FloatField(
+        confidence = StrictFloatField(
             min_value=0.0, max_value=1.0, default=1.0, help_text="How sure the reading is, 0 to 1."
         )
         visitor_id = StrictCharField(min_length=1, max_length=100, required=False, help_text=VISITOR_ID_HELP)

@@ -16,6 +16,15 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictFloatField(serializers.FloatField):
+    """A FloatField for JSON bodies: only JSON numbers, not ``false`` (which DRF reads as 0) or ``"0.5"``."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class QuerySerializer(serializers.Serializer):
     """A serializer of query parameters: each given at most once and never empty.
 

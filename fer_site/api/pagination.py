@@ -45,9 +45,14 @@ class ApiPagination(LimitOffsetPagination):
 
 PAGE_PARAMETERS = [
     OpenApiParameter(
-        "limit", int, OpenApiParameter.QUERY, description="Items per page (default 50, at most 200)."
+        "limit",
+        {"type": "integer", "minimum": 1},
+        OpenApiParameter.QUERY,
+        description="Items per page (default 50, at most 200).",
     ),
-    OpenApiParameter("offset", int, OpenApiParameter.QUERY, description="Items to skip."),
+    OpenApiParameter(
+        "offset", {"type": "integer", "minimum": 0}, OpenApiParameter.QUERY, description="Items to skip."
+    ),
 ]
 
 

@@ -77,6 +77,8 @@ def test_get_content_without_a_mood_means_no_camera(client_all, happy_item):
         ({"confidence": 0.5}, "mood"),
         ({"mood": "happy", "confidence": 1.5}, "confidence"),
         ({"mood": "happy", "confidence": "lots"}, "confidence"),
+        ({"mood": None, "confidence": False}, "confidence"),
+        ({"mood": "happy", "confidence": "0.5"}, "confidence"),
         ({"mood": "happy", "visitor_id": "x" * 101}, "visitor_id"),
         ({"mood": "happy", "visitor_id": ""}, "visitor_id"),
         ({"mood": "happy", "visitor_id": 12}, "visitor_id"),
