@@ -80,9 +80,9 @@ class Command(BaseCommand):
             nginx_config(host=options["host"], port=options["port"], web_ports=web_ports, run_dir=run_dir)
         )
 
-        python = sys.executable
+        python, manage = sys.executable, str(Path(settings.BASE_DIR) / "manage.py")
         commands = {
-            f"web{index}": [python, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(web_port),
+            f"web{index}": [python, manage, "serve", "--host", "127.0.0.1", "--port", str(web_port),
                             "--proxy-headers"]
             for index, web_port in enumerate(web_ports, start=1)
         }  # fmt: skip
