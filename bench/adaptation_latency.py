@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,6 +42,7 @@ from websockets.asyncio.client import connect
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.live_load import free_port, wait_until_up  # noqa: E402
 from tests.live.media import SHIFTS, fer_frame, noise_jpeg, rgb_jpeg  # noqa: E402
 
 FER_VAL = REPO.parent / "shared" / "data" / "fer2013" / "val"
@@ -227,25 +227,7 @@ def serve_fresh(folder: Path, port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit("the server exited while starting")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
-    sys.exit("the server did not answer within 120 s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return wait_until_up(process, port)
 
 
 async def run(args: argparse.Namespace) -> dict:

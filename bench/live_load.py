@@ -329,12 +329,14 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+# Every simulated visitor comes from this one address: lift the per-address caps on connections.
+CAPS_LIFTED = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
+
+
 def serve(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Migrate and start ``manage.py serve`` (daphne, the real default model unless configured otherwise)."""
     python = sys.executable
-    # Every simulated visitor comes from this one address: lift the per-address caps on connections.
-    lifted = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
-    environment = {**lifted, **os.environ, **(env or {})}
+    environment = {**CAPS_LIFTED, **os.environ, **(env or {})}
     subprocess.run(
         [python, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO, check=True, env=environment
     )
@@ -346,24 +348,30 @@ def serve(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
         # The access log goes to stderr, so that stdout holds only the report (--json stays parseable).
         stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
     )
-    deadline = time.monotonic() + 120
+    return wait_until_up(process, port)
+
+
+def wait_until_up(
+    process: subprocess.Popen, port: int, *, timeout_s: float = 120, what: str = "the server"
+) -> subprocess.Popen:
+    """Return ``process`` once ``/healthz`` on ``port`` answers; exit, stopping it, if it never does."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit("the server exited while starting")
+            sys.exit(f"{what} exited while starting")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
                 return process
         except OSError:
             time.sleep(0.5)
     os.killpg(process.pid, signal.SIGTERM)
-    sys.exit("the server did not answer within 120 s")
+    sys.exit(f"{what} did not answer within {timeout_s:g} s")
 
 
 def serve_cluster(port: int, workers: int, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start ``manage.py cluster`` (nginx on ``port`` in front of ``workers`` daphne processes), no Celery."""
     python = sys.executable
-    lifted = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
-    environment = {**lifted, **os.environ, **(env or {})}
+    environment = {**CAPS_LIFTED, **os.environ, **(env or {})}
     if not environment.get("REDIS_URL") or not environment.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("--cluster needs REDIS_URL and DATABASE_URL=postgres://... (the processes share them)")
     subprocess.run(
@@ -375,18 +383,9 @@ def serve_cluster(port: int, workers: int, env: dict[str, str] | None = None) ->
         cwd=REPO, env=environment, start_new_session=True,
         stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
     )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit("the cluster exited while starting")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
-                time.sleep(3)  # every web process answers by now, not only the first
-                return process
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(process.pid, signal.SIGTERM)
-    sys.exit("the cluster did not answer within 180 s")
+    wait_until_up(process, port, timeout_s=180, what="the cluster")
+    time.sleep(3)  # every web process answers by now, not only the first
+    return process
 
 
 def free_port_block(count: int) -> int:

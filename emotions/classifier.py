@@ -98,20 +98,28 @@ def file_sha256(path: str | Path) -> str:
 KERAS_ARCHIVE_MEMBERS = ("config.json", "model.weights.h5")
 
 
-def keras_file_problem(path: str | Path, *, sha256: str | None = None) -> str | None:
-    """Return why the ``.keras`` file at ``path`` cannot be served (altered, corrupt), or None.
-
-    Imports no TensorFlow: it checks the recorded SHA-256 and the zip archive, not the model in it.
-    """
-    path = Path(path)
-    if path.suffix != ".keras":
-        return f"{path.name} is not a .keras file"
+def _recorded_file_problem(path: Path, *, suffix: str, sha256: str | None) -> str | None:
+    """Return why ``path`` is not the ``suffix`` file the registry recorded (kind, existence, SHA-256)."""
+    if path.suffix != suffix:
+        return f"{path.name} is not a {suffix} file"
     if not path.is_file():
         return f"{path.name} does not exist"
     if sha256:
         actual = file_sha256(path)
         if actual != sha256.lower():
             return f"{path.name} has SHA-256 {actual}, but the registry records {sha256}"
+    return None
+
+
+def keras_file_problem(path: str | Path, *, sha256: str | None = None) -> str | None:
+    """Return why the ``.keras`` file at ``path`` cannot be served (altered, corrupt), or None.
+
+    Imports no TensorFlow: it checks the recorded SHA-256 and the zip archive, not the model in it.
+    """
+    path = Path(path)
+    problem = _recorded_file_problem(path, suffix=".keras", sha256=sha256)
+    if problem is not None:
+        return problem
     # A .keras file is a zip archive; testzip() checks every member's CRC, so damage anywhere shows.
     try:
         with zipfile.ZipFile(path) as archive:
@@ -137,14 +145,9 @@ def litert_file_problem(path: str | Path, *, sha256: str | None = None) -> str |
     Imports no LiteRT: it checks the recorded SHA-256 and the FlatBuffer's identifier, not the model in it.
     """
     path = Path(path)
-    if path.suffix != ".tflite":
-        return f"{path.name} is not a .tflite file"
-    if not path.is_file():
-        return f"{path.name} does not exist"
-    if sha256:
-        actual = file_sha256(path)
-        if actual != sha256.lower():
-            return f"{path.name} has SHA-256 {actual}, but the registry records {sha256}"
+    problem = _recorded_file_problem(path, suffix=".tflite", sha256=sha256)
+    if problem is not None:
+        return problem
     with open(path, "rb") as handle:
         header = handle.read(8)
     if header[4:8] != TFLITE_IDENTIFIER:
@@ -255,14 +258,9 @@ class KerasClassifier(_ServedModel):
         logger.info("serving expression model %s from %s", self.version, path)
 
     def _build(self, path: Path, sha256: str | None) -> Callable[[np.ndarray], Any]:
-        if path.suffix != ".keras":
-            raise ModelFileError(f"{path} is not a .keras file")
-        if not path.is_file():
-            raise ModelFileError(f"model file {path} does not exist")
-        if sha256:
-            actual = file_sha256(path)
-            if actual != sha256.lower():
-                raise ModelFileError(f"{path} has SHA-256 {actual}, but the registry records {sha256}")
+        problem = _recorded_file_problem(path, suffix=".keras", sha256=sha256)
+        if problem is not None:
+            raise ModelFileError(problem)
         tf = configure_tensorflow()
         import keras
 

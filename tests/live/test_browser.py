@@ -135,6 +135,15 @@ def launch(playwright, chromium: str, video: Path):
     )
 
 
+def open_page(browser, **options) -> tuple[object, list[str]]:
+    """Open an instrumented page (desktop size unless ``options`` say otherwise) and its script errors."""
+    page = browser.new_page(**(options or {"viewport": {"width": 1200, "height": 900}}))
+    page.add_init_script(INSTRUMENT)
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    return page, script_errors
+
+
 def consent(page) -> None:
     from playwright.sync_api import expect
 
@@ -162,10 +171,7 @@ def test_a_visitor_consents_sees_their_expression_gets_content_for_their_mood_an
     ):
         browser = launch(playwright, chromium, video)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.add_init_script(INSTRUMENT)
-            script_errors = []
-            page.on("pageerror", lambda error: script_errors.append(str(error)))
+            page, script_errors = open_page(browser)
             page.goto(server.url + "/")
             adapted = page.locator("#adapted")
 
@@ -330,10 +336,7 @@ def test_the_page_follows_a_changing_face_and_always_says_why(chromium, tmp_path
     with serve(tmp_path / "server.log") as server, sync_playwright() as playwright:
         browser = launch(playwright, chromium, video)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.add_init_script(INSTRUMENT)
-            script_errors = []
-            page.on("pageerror", lambda error: script_errors.append(str(error)))
+            page, script_errors = open_page(browser)
             page.goto(server.url + "/")
             consent(page)
             # Until the content for the last expression has come (the video then starts again).
@@ -369,8 +372,9 @@ def test_the_page_follows_a_changing_face_and_always_says_why(chromium, tmp_path
             page.screenshot(path=str(screenshots / "live-page.png"))
             page.close()
 
-            phone = browser.new_page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
-            phone.add_init_script(INSTRUMENT)
+            phone, _ = open_page(
+                browser, viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+            )
             phone.goto(server.url + "/")
             consent(phone)
             phone.wait_for_function(
@@ -491,8 +495,7 @@ def test_the_reading_greys_out_without_the_server_and_the_camera_follows_it(chro
     with sync_playwright() as playwright:
         browser = launch(playwright, chromium, video)
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.add_init_script(INSTRUMENT)
+            page, _ = open_page(browser)
             with serve(tmp_path / "server.log", LIVE_OFFLINE_CAMERA_STOP_S=str(offline_stop_s)) as server:
                 port = server.port
                 page.goto(server.url + "/")
