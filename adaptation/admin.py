@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from adaptation import selectors, services
+from adaptation import engine, selectors, services
 from adaptation.forms import (
     ContentItemForm,
     RuleForm,
@@ -24,7 +24,6 @@ from adaptation.forms import (
     ThemeForm,
 )
 from adaptation.models import TIER_NAMES, ContentItem, Rule, RuleItem, Theme, ad_guardrail_enabled
-from emotions.labels import MOODS
 from fer_site import charts
 
 
@@ -181,7 +180,7 @@ class RuleAdmin(admin.ModelAdmin):
             return format_html(
                 '<span title="{}">default</span>', "uncertain, no face, moods no rule matched, no camera"
             )
-        return ", ".join(rule.moods)
+        return ", ".join(engine.mood_key_label(mood) for mood in rule.moods)
 
     # Short columns, with the long wording in a tooltip, so the list fits a 1400 px screen.
     @admin.display(description="Min conf.", ordering="min_confidence")
@@ -284,10 +283,18 @@ class RuleAdmin(admin.ModelAdmin):
             labels=[timezone.localtime(b).strftime(label_format) for b in buckets],
             series=series,
             title=f"Moods reported per {bucket}, last {hours} hours",
+            names={mood: engine.mood_key_label(mood) for mood in series},
         )
+        # No camera and no face (camera on) are separate rows: visitors without a camera are not "no face".
         mood_rows = [
-            {"mood": mood, "impressions": imp, "clicks": clk, "ctr": selectors.ctr_display(clk, imp)}
-            for mood in MOODS
+            {
+                "mood": mood,
+                "label": engine.mood_key_label(mood),
+                "impressions": imp,
+                "clicks": clk,
+                "ctr": selectors.ctr_display(clk, imp),
+            }
+            for mood in engine.MOOD_KEYS
             for imp, clk in [totals.get(mood, (0, 0))]
         ]
         context = {

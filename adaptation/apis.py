@@ -19,6 +19,7 @@ from adaptation.services import (
     stats_mood,
 )
 from emotions.labels import MOODS
+from fer_site.api.errors import ErrorSerializer
 from fer_site.api.fields import QuerySerializer, StrictCharField, StrictFloatField
 from fer_site.models import Scope
 
@@ -193,11 +194,15 @@ class ContentEventCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=EVENT_KINDS, help_text="A click counts after an impression.")
         decision_id = serializers.RegexField(
-            r"^[0-9a-f]{32}$", help_text="The decision_id of the decision that showed the item."
+            r"^[0-9a-f]{32}$",
+            trim_whitespace=False,
+            help_text="The decision_id of the decision that showed the item.",
         )
         item_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         mood = serializers.ChoiceField(
-            choices=MOODS, allow_null=True, help_text="The decision's mood, as it returned it."
+            choices=MOODS,
+            allow_null=True,
+            help_text="The decision's mood, as it returned it (null: no camera reading).",
         )
         visitor_id = StrictCharField(min_length=1, max_length=100, required=False, help_text=VISITOR_ID_HELP)
 
@@ -215,12 +220,31 @@ class ContentEventCreateApi(APIView):
         summary="Report an impression or a click of an item a decision showed",
         description=(
             "Counted once per decision and item: a repeat answers 200 with `counted: false`. "
-            "Statistics are daily counts per item and mood; nothing identifies the visitor. Scope: `content`."
+            "Statistics are daily counts per item and mood; nothing identifies the visitor. A decision "
+            "without a camera reading (`mood: null`) counts under no camera, apart from `no_face` (camera "
+            "on, no face in view). A decision takes events for ADAPTATION_DECISION_TTL_S seconds; an event "
+            "that names one Attune did not issue, or that does not fit it, is refused with 404 or 409. "
+            "Scope: `content`."
         ),
         request=InputSerializer,
         responses={
             201: OpenApiResponse(OutputSerializer, description="Counted."),
             200: OpenApiResponse(OutputSerializer, description="Already counted before."),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "Attune issued no such decision, or it expired (`decision_not_found`); "
+                    "or the item was deleted since (`item_not_found`)."
+                ),
+            ),
+            409: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "The event does not fit the decision: the item is not one of its items, or the mood "
+                    "is not its mood (`decision_mismatch`); a click before an impression of the item "
+                    "(`impression_missing`)."
+                ),
+            ),
         },
         examples=[
             OpenApiExample(

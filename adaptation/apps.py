@@ -7,3 +7,6 @@ class AdaptationConfig(AppConfig):
 
     def ready(self) -> None:
         from adaptation import signals  # noqa: F401  (connects the broadcast on change)
+        from adaptation.api_errors import api_errors_register
+
+        api_errors_register()

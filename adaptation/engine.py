@@ -58,9 +58,27 @@ _LOOKED = {
 }
 READING_OFF = "off"  # the key of "no camera reading" (mood None) in reading_words()
 
+# The name of "no camera reading" (mood None: camera off, refused or unavailable) where a mood needs a name:
+# the moods a rule serves and the statistics. "no_face" is another reading: the camera is on, no face in view.
+MOOD_NO_CAMERA = "no_camera"
+# The moods rules can serve and statistics are kept under: the tracker's moods, and no camera.
+MOOD_KEYS: tuple[str, ...] = (*MOODS, MOOD_NO_CAMERA)
+# How operators' pages name them; the expressions and "uncertain" go by their own names.
+MOOD_KEY_LABELS = {MOOD_NO_FACE: "No face (camera on)", MOOD_NO_CAMERA: "No camera"}
+
 _WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MINUTES_PER_DAY = 24 * 60
 _MINUTES_PER_WEEK = 7 * _MINUTES_PER_DAY
+
+
+def mood_key(mood: str | None) -> str:
+    """Return the name rules and statistics give ``mood`` (``None``, no camera reading: no_camera)."""
+    return MOOD_NO_CAMERA if mood is None else mood
+
+
+def mood_key_label(key: str) -> str:
+    """Return how operators' pages name a mood key ("No camera", "No face (camera on)", "happy")."""
+    return MOOD_KEY_LABELS.get(key, key)
 
 
 # --- Inputs -----------------------------------------------------------------
@@ -310,6 +328,9 @@ def decide(
 ) -> Decision:
     """Return the decision for ``mood`` at ``confidence`` (``mood=None``: no camera reading).
 
+    Rules name a missing camera reading :data:`MOOD_NO_CAMERA`; a rule for it fires whatever the
+    confidence, as there is no reading to be sure of.
+
     ``rules`` are the active rules in any order; ``stats`` holds the evidence
     for this mood per item id (used by rules in optimize mode); ``rng`` makes
     every random choice reproducible.
@@ -344,34 +365,35 @@ def _first_firing(
     default_rules = [r for r in ordered if r.is_default]
 
     too_unclear = False  # a rule for the mood wanted a higher confidence
-    if mood is None:
-        trace.append("No camera reading: mood rules are not evaluated.")
-    else:
-        for rule in mood_rules:
-            if mood not in rule.moods:
-                trace.append(f"“{rule.name}”: not for {mood}.")
-                continue
-            if confidence < rule.min_confidence:
-                too_unclear = True
-                trace.append(
-                    f"“{rule.name}”: confidence {_pct(confidence)} is below "
-                    f"its minimum {_pct(rule.min_confidence)}."
-                )
-                continue
-            picked = picker.pick(rule)
-            if picked.skip_reason:
-                trace.append(f"“{rule.name}”: {picked.skip_reason}")
-                continue
-            detail = (
-                f"Rule “{rule.name}” ({rule.tier_name}, order {rule.order}) fired: "
-                f"the mood is {mood} at {_pct(confidence)} confidence (minimum {_pct(rule.min_confidence)})"
-                f"{_schedule_words(rule)}{picked.how}."
+    key = mood_key(mood)
+    for rule in mood_rules:
+        if key not in rule.moods:
+            trace.append(f"“{rule.name}”: not for {key}.")
+            continue
+        # Without a camera there is no reading to be sure of: a rule for no camera ignores its minimum.
+        if mood is not None and confidence < rule.min_confidence:
+            too_unclear = True
+            trace.append(
+                f"“{rule.name}”: confidence {_pct(confidence)} is below "
+                f"its minimum {_pct(rule.min_confidence)}."
             )
-            trace.append(f"“{rule.name}”: fired.")
-            reason = (
-                f"{reading_words_for(mood)['was']}, so the page shows {_what_changes(rule)} chosen to suit."
-            )
-            return _decision(mood, confidence, rule, picked.items, reason, detail, False, trace)
+            continue
+        picked = picker.pick(rule)
+        if picked.skip_reason:
+            trace.append(f"“{rule.name}”: {picked.skip_reason}")
+            continue
+        reading = (
+            "there is no camera reading"
+            if mood is None
+            else f"the mood is {mood} at {_pct(confidence)} confidence (minimum {_pct(rule.min_confidence)})"
+        )
+        detail = (
+            f"Rule “{rule.name}” ({rule.tier_name}, order {rule.order}) fired: {reading}"
+            f"{_schedule_words(rule)}{picked.how}."
+        )
+        trace.append(f"“{rule.name}”: fired.")
+        reason = f"{reading_words_for(mood)['was']}, so the page shows {_what_changes(rule)} chosen to suit."
+        return _decision(mood, confidence, rule, picked.items, reason, detail, False, trace)
 
     why = _default_why(mood, confidence)
     usual = _usual_reason(mood, too_unclear)

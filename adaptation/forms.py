@@ -10,7 +10,7 @@ from django.forms.models import BaseInlineFormSet
 
 from adaptation import engine
 from adaptation.models import ContentItem, Rule, Theme, ad_guardrail_enabled
-from emotions.labels import MOOD_NO_FACE, MOOD_UNCERTAIN, MOODS
+from emotions.labels import MOODS
 
 WEEKDAY_CHOICES = [(i, name) for i, name in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))]
 NO_CAMERA = "__none__"
@@ -91,10 +91,12 @@ class ContentItemForm(forms.ModelForm):
 
 class RuleForm(forms.ModelForm):
     moods = forms.MultipleChoiceField(
-        choices=[(m, m) for m in MOODS],
+        choices=[(m, engine.mood_key_label(m)) for m in engine.MOOD_KEYS],
         widget=forms.CheckboxSelectMultiple,
         required=False,
-        help_text="The moods this rule serves. Leave empty only for a default rule.",
+        help_text="The moods this rule serves. “No face (camera on)”: the camera is on but no face is in "
+        "view; “No camera”: the visitor has no camera reading (off, refused or unavailable). "
+        "Leave empty only for a default rule.",
     )
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAY_CHOICES,
@@ -129,7 +131,7 @@ class RuleForm(forms.ModelForm):
     def clean_moods(self) -> list[str]:
         # Stored in the canonical label order so equal rules compare equal.
         chosen = set(self.cleaned_data.get("moods") or [])
-        return [m for m in MOODS if m in chosen]
+        return [m for m in engine.MOOD_KEYS if m in chosen]
 
     def clean_weekdays(self) -> list[int]:
         return sorted(set(self.cleaned_data.get("weekdays") or []))
@@ -159,10 +161,11 @@ class RuleItemFormSet(BaseInlineFormSet):
 
 class SimulateForm(forms.Form):
     mood = forms.ChoiceField(
-        choices=[(m, m) for m in MOODS] + [(NO_CAMERA, "no camera (visitor without a camera)")],
+        choices=[(m, engine.mood_key_label(m)) for m in MOODS]
+        + [(NO_CAMERA, "No camera (visitor without a camera)")],
         initial="neutral",
-        help_text=f"{MOOD_UNCERTAIN} and {MOOD_NO_FACE} come from the mood tracker; "
-        "they reach the default rule unless a rule names them.",
+        help_text="Uncertain and no face come from the mood tracker while the camera is on; no camera is a "
+        "visitor without a camera reading. Each reaches the default rule unless a rule names it.",
     )
     confidence = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.8, help_text="From 0 to 1.")
     at = forms.DateTimeField(

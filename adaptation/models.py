@@ -49,9 +49,11 @@ def validate_link(value: str) -> None:
 def validate_moods(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
         raise ValidationError("Moods must be a list of mood names.")
-    unknown = sorted(set(value) - set(MOODS))
+    unknown = sorted(set(value) - set(engine.MOOD_KEYS))
     if unknown:
-        raise ValidationError(f"Unknown moods: {', '.join(unknown)}. Choose from {', '.join(MOODS)}.")
+        raise ValidationError(
+            f"Unknown moods: {', '.join(unknown)}. Choose from {', '.join(engine.MOOD_KEYS)}."
+        )
 
 
 def validate_weekdays(value: object) -> None:
@@ -280,19 +282,22 @@ class Rule(models.Model):
         default=list,
         blank=True,
         validators=[validate_moods],
-        help_text="The moods this rule serves. Leave empty only for a default rule.",
+        help_text="The moods this rule serves: expressions, uncertain, no_face (the camera is on but no face "
+        "is in view) or no_camera (no camera reading: off, refused or unavailable). "
+        "Leave empty only for a default rule.",
     )
     is_default = models.BooleanField(
         default=False,
-        help_text="Serves uncertain and no-face moods, moods no rule matched and visitors without a camera; "
-        "its moods and minimum confidence are ignored.",
+        help_text="Serves what no mood rule serves: moods no rule matched, including uncertain, no face and "
+        "no camera unless a rule names them; its moods and minimum confidence are ignored.",
     )
     min_confidence = models.DecimalField(
         max_digits=3,
         decimal_places=2,
         default=0,
         validators=[MinValueValidator(0), MaxValueValidator(1)],
-        help_text="Fires only when the mood's confidence is at least this (0 to 1).",
+        help_text="Fires only when the mood's confidence is at least this (0 to 1); "
+        "no camera has no confidence and ignores it.",
     )
     tier = models.PositiveSmallIntegerField(
         choices=Tier.choices, default=Tier.STANDARD, help_text="Rules in a lower tier are evaluated first."
@@ -448,7 +453,12 @@ class ItemDailyStat(models.Model):
     """Impressions and clicks of one item for one mood on one day: aggregate only, no visitor."""
 
     item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="daily_stats")
-    mood = models.CharField(max_length=20, choices=[(m, m) for m in MOODS])
+    mood = models.CharField(
+        max_length=20,
+        choices=[(m, engine.mood_key_label(m)) for m in engine.MOOD_KEYS],
+        help_text="The mood the item was shown for; no_camera: no camera reading, no_face: camera on, "
+        "no face in view.",
+    )
     day = models.DateField()
     impressions = models.PositiveIntegerField(default=0)
     clicks = models.PositiveIntegerField(default=0)
@@ -465,7 +475,8 @@ class MoodMinuteStat(models.Model):
     """How often each mood was reported in one minute, across all visitors."""
 
     minute = models.DateTimeField(help_text="Start of the minute (UTC).")
-    mood = models.CharField(max_length=20, choices=[(m, m) for m in MOODS])
+    # The tracker's moods, read from frames: a visitor without a camera sends none, so never no_camera.
+    mood = models.CharField(max_length=20, choices=[(m, engine.mood_key_label(m)) for m in MOODS])
     count = models.PositiveIntegerField(default=0)
 
     class Meta:

@@ -66,6 +66,10 @@ class ItemMoodStat:
     clicks: int
 
     @property
+    def mood_label(self) -> str:
+        return engine.mood_key_label(self.mood)
+
+    @property
     def ctr(self) -> float | None:
         return self.clicks / self.impressions if self.impressions else None
 
@@ -101,7 +105,7 @@ def item_mood_stats(*, since: date, until: date) -> list[ItemMoodStat]:
 
 
 def mood_totals(*, since: date, until: date) -> dict[str, tuple[int, int]]:
-    """Return (impressions, clicks) per mood between two days, inclusive."""
+    """Return (impressions, clicks) per mood between two days, inclusive (no_camera apart from no_face)."""
     rows = (
         ItemDailyStat.objects.filter(day__gte=since, day__lte=until)
         .values("mood")
@@ -113,7 +117,10 @@ def mood_totals(*, since: date, until: date) -> dict[str, tuple[int, int]]:
 def mood_series(
     *, start: datetime, end: datetime, bucket: str = "hour"
 ) -> tuple[list[datetime], dict[str, list[int]]]:
-    """Return bucket starts and, per mood, the number of mood samples in each bucket."""
+    """Return bucket starts and, per mood, the number of mood samples in each bucket.
+
+    Samples are the tracker's moods (camera on), so there is no no_camera series.
+    """
     trunc = TruncHour if bucket == "hour" else TruncDay
     step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
     rows = (

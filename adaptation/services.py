@@ -25,7 +25,7 @@ from django.utils import timezone
 from adaptation import engine, selectors
 from adaptation.engine import Decision, VisitorState
 from adaptation.models import ContentItem, ItemDailyStat, MoodMinuteStat
-from emotions.labels import MOOD_NO_FACE, MOODS
+from emotions.labels import MOODS
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _decide(
     optimized = [
         ri.item.id
         for rule in rules
-        if rule.mode == engine.MODE_OPTIMIZE and (rule.is_default or (mood in rule.moods))
+        if rule.mode == engine.MODE_OPTIMIZE and (rule.is_default or (stats_mood(mood) in rule.moods))
         for ri in rule.items
     ]
     stats = selectors.item_arm_stats(mood=stats_mood(mood), item_ids=optimized)
@@ -122,11 +122,27 @@ def decision_serialize(decision: Decision) -> dict[str, Any]:
 
 
 def stats_mood(mood: str | None) -> str:
-    """Return the mood statistics are kept under: visitors without a camera count as no_face."""
-    return mood if mood is not None else MOOD_NO_FACE
+    """Return the mood statistics are kept under: visitors without a camera reading count as no_camera.
+
+    Camera off, refused or unavailable (``None``) is ``no_camera``; ``no_face`` stays the camera-on
+    reading without a face in view, so the two are counted apart.
+    """
+    return engine.mood_key(mood)
 
 
 # --- Counting -----------------------------------------------------------------
+
+
+class EventRefused(ValidationError):
+    """A well-formed event that does not fit what Attune holds; ``code`` says how.
+
+    ``decision_not_found``: no such decision was issued, or it expired; ``item_not_found``: the item was
+    deleted since; ``decision_mismatch``: the item is not one of the decision's, or the mood not its
+    mood; ``impression_missing``: a click before an impression of the same item.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, code=code)
 
 
 def content_event_record(
@@ -140,13 +156,15 @@ def content_event_record(
     """Count an impression or a click once per (item, decision); return False for a duplicate.
 
     The decision must be one Attune issued (and not expired), the item one of
-    its items and ``mood`` the mood it was decided for. A click counts only
+    its items and ``mood`` the statistics mood it was decided for (:func:`stats_mood`:
+    ``no_camera`` for a decision without a camera reading). A click counts only
     after an impression of the same item in the same decision, so click-through
-    never exceeds one. Raises ``ValidationError`` for anything else.
+    never exceeds one. Raises ``ValidationError`` for a malformed event and :class:`EventRefused` (a
+    subclass) for one that does not fit the decision.
     """
     if kind not in EVENT_KINDS:
         raise ValidationError(f"Unknown event kind {kind!r}; expected impression or click.")
-    if mood not in MOODS:
+    if mood not in engine.MOOD_KEYS:
         raise ValidationError(f"Unknown mood {mood!r}.")
     if not isinstance(decision_id, str) or not decision_id or len(decision_id) > MAX_KEY_LENGTH:
         raise ValidationError(
@@ -156,15 +174,17 @@ def content_event_record(
         raise ValidationError("item_id must be an integer.")
     issued = cache.get(_decision_key(decision_id))
     if issued is None:
-        raise ValidationError("Unknown or expired decision.")
+        raise EventRefused("Unknown or expired decision.", code="decision_not_found")
     if item_id not in issued["items"]:
-        raise ValidationError("The item is not part of this decision.")
+        raise EventRefused("The item is not part of this decision.", code="decision_mismatch")
     if mood != issued["mood"]:
-        raise ValidationError(f"The decision was made for {issued['mood']}, not {mood}.")
+        raise EventRefused(
+            f"The decision was made for {issued['mood']}, not {mood}.", code="decision_mismatch"
+        )
 
     ttl = settings.ADAPTATION_DECISION_TTL_S
     if kind == "click" and cache.get(_event_key("impression", item_id, decision_id)) is None:
-        raise ValidationError("A click needs an impression of the same item first.")
+        raise EventRefused("A click needs an impression of the same item first.", code="impression_missing")
     key = _event_key(kind, item_id, decision_id)
     # cache.add is atomic on every backend: exactly one of two racing requests wins.
     if not cache.add(key, 1, timeout=ttl):
@@ -180,7 +200,7 @@ def content_event_record(
 @transaction.atomic
 def _count_event(*, kind: str, item_id: int, mood: str, day: Any) -> None:
     if not ContentItem.objects.filter(pk=item_id).exists():
-        raise ValidationError("The item no longer exists.")
+        raise EventRefused("The item no longer exists.", code="item_not_found")
     field = "impressions" if kind == "impression" else "clicks"
     _increment(ItemDailyStat, {"item_id": item_id, "mood": mood, "day": day}, field)
 
@@ -211,7 +231,11 @@ def content_show(
 
 
 def mood_sample_record(*, mood: str, now: datetime | None = None) -> None:
-    """Add one sample of ``mood`` to this minute's count across all visitors."""
+    """Add one sample of ``mood`` to this minute's count across all visitors.
+
+    Samples are the tracker's moods, read from frames: a visitor without a camera sends none, so there is
+    no ``no_camera`` sample; ``no_face`` is a camera-on reading.
+    """
     if mood not in MOODS:
         raise ValidationError(f"Unknown mood {mood!r}.")
     minute = (now or timezone.now()).astimezone(UTC).replace(second=0, microsecond=0)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiExample, OpenApiRequest, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -150,7 +154,7 @@ class EmotionAnalyzeApi(APIView):
             ref_name = "EmotionAnalyzeInput"
 
         def validate(self, data: dict) -> dict:
-            if ("image" in data) == ("images" in data):
+            if "image" not in data and "images" not in data:
                 raise serializers.ValidationError("Send one image as `image`, or several as `images`.")
             return data
 
@@ -167,15 +171,20 @@ class EmotionAnalyzeApi(APIView):
         summary="Read the expressions of the faces in one or several images",
         description=(
             "Send one image as the multipart field `image` or as a raw `image/jpeg` or `image/png` body, "
-            "or several as repeated multipart fields `images`. JPEG and PNG only, each at most "
-            "EMOTIONS_MAX_IMAGE_BYTES bytes and EMOTIONS_MAX_IMAGE_PIXELS pixels. An image without a face is "
-            "not an error: its `faces` list is empty. A refused image fails the whole request with the "
-            "decoder's code: `unsupported_format` (415), `too_large` or `too_many_pixels` (413), "
-            "`undecodable` (400); `details.index` says which image. Images are analysed in memory and never "
-            "stored. Scope: `analyze`."
+            "or several as repeated multipart fields `images`; a form may carry both, and every image is "
+            "analysed in the order sent. JPEG and PNG only, each at most EMOTIONS_MAX_IMAGE_BYTES bytes and "
+            "EMOTIONS_MAX_IMAGE_PIXELS pixels. An image without a face is not an error: its `faces` list is "
+            "empty. A refused image fails the whole request with the decoder's code: `unsupported_format` "
+            "(415), `too_large` or `too_many_pixels` (413), `undecodable` (400); `details.field` and "
+            "`details.index` say which image. Images are analysed in memory and never stored. "
+            "Scope: `analyze`."
         ),
         request={
-            "multipart/form-data": InputSerializer,
+            # Each part is a JPEG or PNG file: anything else is refused (415 unsupported_format).
+            "multipart/form-data": OpenApiRequest(
+                InputSerializer,
+                encoding={name: {"contentType": "image/jpeg, image/png"} for name in ("image", "images")},
+            ),
             "image/jpeg": {"type": "string", "format": "binary"},
             "image/png": {"type": "string", "format": "binary"},
         },
@@ -195,22 +204,48 @@ class EmotionAnalyzeApi(APIView):
         started = time.perf_counter()
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        field = "image" if "image" in serializer.validated_data else "images"
-        uploads = serializer.validated_data.get("images") or [serializer.validated_data["image"]]
+        valid = serializer.validated_data
+        parts = [("image", valid["image"])] if "image" in valid else []
+        parts += [("images", upload) for upload in valid.get("images", [])]
+        # `image` and `images` together: every image in the order sent, as the upload's refusals count them.
+        parts.sort(key=lambda part: getattr(part[1], "position", 0))
 
-        results = emotion_engine().pipeline.analyze_many_sync([upload.read() for upload in uploads])
+        results = emotion_engine().pipeline.analyze_many_sync([upload.read() for _, upload in parts])
 
         rejected = [(index, item) for index, item in enumerate(results) if isinstance(item, ImageRejected)]
         if rejected:
             index, first = rejected[0]
             all_rejected = [{"index": i, "code": item.code, "message": item.message} for i, item in rejected]
-            raise image_rejected_error(first, {"field": field, "index": index, "rejected": all_rejected})
+            details = {"field": parts[index][0], "index": index, "rejected": all_rejected}
+            raise image_rejected_error(first, details)
         data = {
             "model_version": results[0].model_version,
             "images": [_image_result(index, result) for index, result in enumerate(results)],
             "timings_ms": {"total": round((time.perf_counter() - started) * 1000.0, 3)},
         }
         return Response(self.OutputSerializer(data).data)
+
+
+class EmotionAnalyzeInputSchema(OpenApiSerializerExtension):
+    """The multipart form as the view takes it: `image`, 1 to API_ANALYZE_MAX_IMAGES `images`, or both.
+
+    An empty `images` list sends no part at all, so it counts as no `images`.
+    """
+
+    target_class = EmotionAnalyzeApi.InputSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target_class, direction, bypass_extensions=True)
+        schema["properties"]["images"]["maxItems"] = settings.API_ANALYZE_MAX_IMAGES
+        schema["anyOf"] = [
+            {"description": "An image as `image`.", "required": ["image"]},
+            {
+                "description": "Images as `images`.",
+                "required": ["images"],
+                "properties": {"images": {"minItems": 1}},
+            },
+        ]
+        return schema
 
 
 def _image_result(index: int, result: FrameResult) -> dict:

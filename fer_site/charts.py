@@ -16,6 +16,7 @@ MOOD_COLOURS = {
     "neutral": "#7f8c8d",
     "uncertain": "#b0a8b9",
     "no_face": "#d5d8dc",
+    "no_camera": "#5d6d7e",
 }
 
 
@@ -29,14 +30,25 @@ def line_chart_svg(
     colours: Mapping[str, str] | None = None,
     y_max: float | None = None,
     legend_totals: bool = True,
+    names: Mapping[str, str] | None = None,
 ) -> str:
     """Return an SVG document drawing one line per series over ``labels`` (x) with a shared y axis.
 
     Counts by default (the y axis starts at a round number, the legend shows totals); pass
-    ``y_max`` and ``legend_totals=False`` for rates such as accuracy.
+    ``y_max`` and ``legend_totals=False`` for rates such as accuracy. ``names`` gives a series a
+    legend name other than its key (its colour stays the key's).
     """
+    names = names or {}
     colours = MOOD_COLOURS if colours is None else colours
-    left, right, top, bottom = 44, 120, 14, 34
+    legends = {
+        key: f"{names.get(key, key)}{f' ({sum(values)})' if legend_totals else ''}"
+        for key, values in series.items()
+    }
+    # The legend sits right of the plot: room for its longest entry (about 7 px a character at 12 px),
+    # up to a third of the width.
+    longest = max((len(text) for text in legends.values()), default=0)
+    right = max(120, min(40 + 7 * longest, width // 3))
+    left, top, bottom = 44, 14, 34
     plot_w, plot_h = width - left - right, height - top - bottom
     n = len(labels)
     peak = max((max(values) for values in series.values() if len(values)), default=0)
@@ -70,8 +82,9 @@ def line_chart_svg(
                 f'fill="#555">{escape(label)}</text>'
             )
     legend_y = top + 4
-    for name, values in series.items():
-        colour = colours.get(name, "#333")
+    for key, values in series.items():
+        colour = colours.get(key, "#333")
+        name = names.get(key, key)
         if len(values) and any(v != 0 for v in values):
             points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
             if n == 1:
@@ -84,7 +97,7 @@ def line_chart_svg(
         parts.append(
             f'<rect x="{width - right + 12}" y="{legend_y}" width="12" height="12" fill="{colour}"/>'
             f'<text x="{width - right + 30}" y="{legend_y + 10}" font-size="12" fill="#333">'
-            f"{escape(name)}{f' ({sum(values)})' if legend_totals else ''}</text>"
+            f"{escape(legends[key])}</text>"
         )
         legend_y += 18
     parts.append("</svg>")

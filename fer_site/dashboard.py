@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
+from adaptation.engine import MOOD_KEYS, mood_key_label
 from adaptation.models import MoodMinuteStat
 from adaptation.selectors import ItemMoodStat, item_mood_stats
 from emotions.labels import MOODS
@@ -72,6 +73,7 @@ def mood_mix_recent(*, now: datetime) -> dict[str, Any]:
     shares = [
         {
             "mood": mood,
+            "label": mood_key_label(mood),
             "count": count,
             "share": count / total,
             "colour": charts.MOOD_COLOURS.get(mood, "#999"),
@@ -85,6 +87,7 @@ def mood_mix_recent(*, now: datetime) -> dict[str, Any]:
         series={mood: values for mood, values in series.items() if totals[mood]},
         title="Mood reports in the last hour, per 5 minutes",
         height=220,
+        names={mood: mood_key_label(mood) for mood in series},
     )
     return {"total": total, "shares": shares, "chart": mark_safe(chart) if total else ""}  # noqa: S308
 
@@ -93,7 +96,7 @@ def content_performance(*, today: Any) -> list[dict[str, Any]]:
     """Return, per mood, the items with the best click-through over the last week, with 95 % intervals.
 
     Ranked by the interval's lower bound, so an item clicked once in two showings does not top one
-    clicked 30 times in 100.
+    clicked 30 times in 100. Visitors without a camera (no_camera) are a group apart from no_face.
     """
     since = today - timedelta(days=CONTENT_DAYS - 1)
     by_mood: dict[str, list[ItemPerformance]] = {}
@@ -103,9 +106,13 @@ def content_performance(*, today: Any) -> list[dict[str, Any]]:
         low, high = wilson_interval(stat.clicks, stat.impressions)
         by_mood.setdefault(stat.mood, []).append(ItemPerformance(stat=stat, low=low, high=high))
     return [
-        {"mood": mood, "items": sorted(items, key=lambda p: -p.low)[:TOP_ITEMS_PER_MOOD]}
+        {
+            "mood": mood,
+            "label": mood_key_label(mood),
+            "items": sorted(items, key=lambda p: -p.low)[:TOP_ITEMS_PER_MOOD],
+        }
         for mood, items in sorted(
-            by_mood.items(), key=lambda kv: MOODS.index(kv[0]) if kv[0] in MOODS else 99
+            by_mood.items(), key=lambda kv: MOOD_KEYS.index(kv[0]) if kv[0] in MOOD_KEYS else 99
         )
     ]
 

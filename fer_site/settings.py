@@ -442,6 +442,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "fer_site.api.schema.add_error_responses",
+        "fer_site.api.schema.state_request_rules",
     ],
     # Served from the drf-spectacular-sidecar package: the docs work without the internet.
     "SWAGGER_UI_DIST": "SIDECAR",

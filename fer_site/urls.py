@@ -13,7 +13,8 @@ api_v1 = [
     path("", include("emotions.urls")),
     path("", include("adaptation.urls")),
     path("", include("training.urls")),
-    re_path(r"^(?P<rest>.*)$", api_not_found),
+    # [\s\S], not ".": an address with a newline in it (%0A) is an unknown address too.
+    re_path(r"^(?P<rest>[\s\S]*)$", api_not_found),
 ]
 
 urlpatterns = [

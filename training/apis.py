@@ -8,18 +8,21 @@ from typing import Any
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from fer_site.api.errors import ApiError, ErrorSerializer
-from fer_site.api.fields import QuerySerializer
+from fer_site.api.fields import QuerySerializer, StrictCharField
 from fer_site.api.pagination import PAGE_PARAMETERS, paginated_response, paginated_serializer
 from fer_site.models import Scope
-from training.config import OPTIONS, Option, cross_problems
+from training.config import ARCHITECTURES, OPTIONS, TRANSFER_ARCHITECTURES, Option, cross_problems
 from training.forms import option_rule_validator
 from training.models import TrainingRun
+from training.selectors import training_datasets_available
 from training.services import training_run_cancel, training_run_create
 
 
@@ -27,24 +30,40 @@ def data_roots() -> list[Path]:
     return [Path(root).resolve() for root in settings.API_TRAINING_DATA_ROOTS]
 
 
-def allowed_path(value: str) -> str:
-    """Return ``value`` resolved, if it exists under one of API_TRAINING_DATA_ROOTS; raise ValidationError."""
+def allowed_path(value: str, *, field: str) -> str:
+    """Return ``value`` resolved, if something exists there inside API_TRAINING_DATA_ROOTS; else answer 404.
+
+    What the server holds is its state, not the request's shape (the schema cannot tell it), hence
+    ``path_not_found`` rather than ``invalid``. One answer for a path outside the roots and a missing one:
+    whether a path exists is only told for paths inside the roots.
+    """
     roots = data_roots()
     path = Path(value)
     try:
         path = (path if path.is_absolute() else roots[0] / path).resolve()
-        inside = any(path.is_relative_to(root) for root in roots)
-        # Whether a path exists is only told for paths inside the roots.
-        exists = inside and path.exists()
-    except (OSError, ValueError):
-        raise serializers.ValidationError("This path cannot be read.") from None
-    if not inside:
-        raise serializers.ValidationError(
-            f"The path must be inside {' or '.join(str(root) for root in roots)} (API_TRAINING_DATA_ROOTS)."
+        found = any(path.is_relative_to(root) for root in roots) and path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, say
+        found = False
+    if not found:
+        raise ApiError(
+            status_code=status.HTTP_404_NOT_FOUND,
+            code="path_not_found",
+            message=(
+                "Nothing exists at this path inside "
+                f"{' or '.join(str(root) for root in roots)} (API_TRAINING_DATA_ROOTS)."
+            ),
+            details={"field": field},
         )
-    if not exists:
-        raise serializers.ValidationError("Nothing exists at this path on the server.")
     return str(path)
+
+
+def dataset_names() -> list[str]:
+    """Return the datasets the admin would offer that a relative ``dataset_path`` reaches, by that path."""
+    roots = data_roots()
+    if not roots:
+        return []
+    found = (dataset.path.resolve() for dataset in training_datasets_available() if dataset.usable)
+    return sorted(str(path.relative_to(roots[0])) for path in found if path.is_relative_to(roots[0]))
 
 
 def option_field(option: Option, *, required: bool = False) -> serializers.Field:
@@ -55,13 +74,42 @@ def option_field(option: Option, *, required: bool = False) -> serializers.Field
     if option.choices:
         return serializers.ChoiceField(choices=option.choices, **common)
     if option.type is str:
-        return serializers.CharField(max_length=option.max_length, allow_null=option.nullable, **common)
+        return StrictCharField(max_length=option.max_length, allow_null=option.nullable, **common)
     number = serializers.IntegerField if option.type is int else serializers.FloatField
     validators = [option_rule_validator(option)] if option.rule else []
     return number(min_value=option.min, max_value=option.max, validators=validators, **common)
 
 
-# Paths on the server: the API only takes them under its data roots (see allowed_path).
+# What an option's own rule (training.config) allows, in JSON Schema, for the options that have one; the
+# tests check that every rule is stated and that the two agree.
+OPTION_RULE_SCHEMAS: dict[str, dict[str, Any]] = {"batch_size": {"multipleOf": 2}}
+
+
+def cross_rules_schema() -> list[dict[str, Any]]:
+    """Return training.config's rules across options as the `anyOf` of a run's input (tests check both)."""
+    # Wrapped in allOf: drf-spectacular's enum hook would give both lists one component name, and one list.
+    scratch = {"allOf": [{"enum": [name for name in ARCHITECTURES if name not in TRANSFER_ARCHITECTURES]}]}
+    pretrained = {"allOf": [{"enum": [name for name in ARCHITECTURES if name in TRANSFER_ARCHITECTURES]}]}
+    return [
+        {
+            "description": "Trained from scratch: no `weights_path`.",
+            "properties": {
+                "architecture": scratch,
+                "config": {"properties": {"weights_path": {"nullable": True, "enum": [None]}}},
+            },
+        },
+        {
+            "description": "Pretrained: `width` stays 1.",
+            "properties": {
+                "architecture": pretrained,
+                "config": {"properties": {"width": {"enum": [1.0]}}},
+            },
+        },
+    ]
+
+
+# Paths on the server: the API only takes them under its data roots (see allowed_path, checked by
+# TrainingRunListCreateApi.InputSerializer once the rest is valid).
 PATH_OPTIONS = ("weights_path", "init_model")
 
 
@@ -84,11 +132,18 @@ class TrainConfigSerializer(serializers.Serializer):
                 raise serializers.ValidationError({name: ["Unknown training option."] for name in unknown})
         return super().to_internal_value(data)
 
-    def validate_weights_path(self, value: str | None) -> str | None:
-        return allowed_path(value) if value else None
 
-    def validate_init_model(self, value: str | None) -> str | None:
-        return allowed_path(value) if value else None
+class TrainConfigSchema(OpenApiSerializerExtension):
+    """The options as TrainConfigSerializer takes them: no others, and what their own rules allow."""
+
+    target_class = TrainConfigSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target_class, direction, bypass_extensions=True)
+        for name, rule in OPTION_RULE_SCHEMAS.items():
+            schema["properties"][name] |= rule
+        schema["additionalProperties"] = False  # an unknown option is refused, not ignored
+        return schema
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):
@@ -168,26 +223,30 @@ class TrainingRunListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         architecture = option_field(OPTIONS["architecture"], required=True)
-        dataset_path = serializers.CharField(
+        dataset_path = StrictCharField(
             max_length=500,
             help_text=(
                 "A folder in the Kaggle layout or a fer2013.csv on the server, inside "
-                "API_TRAINING_DATA_ROOTS (a relative path is taken from the first of them)."
+                "API_TRAINING_DATA_ROOTS (a relative path is taken from the first of them); 404 "
+                "`path_not_found` when nothing is there."
             ),
         )
-        name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        name = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
         config = TrainConfigSerializer(required=False, help_text="Training options; defaults where left out.")
 
         class Meta:
             ref_name = "TrainingRunInput"
 
-        def validate_dataset_path(self, value: str) -> str:
-            return allowed_path(value)
-
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            problems = cross_problems({**(attrs.get("config") or {}), "architecture": attrs["architecture"]})
+            config = attrs.get("config") or {}
+            problems = cross_problems({**config, "architecture": attrs["architecture"]})
             if problems:
                 raise serializers.ValidationError({"config": problems})
+            # Last, once the request is well formed: a path that names nothing is a 404, not a 400.
+            attrs["dataset_path"] = allowed_path(attrs["dataset_path"], field="dataset_path")
+            for name in PATH_OPTIONS:
+                if config.get(name):
+                    config[name] = allowed_path(config[name], field=f"config.{name}")
             return attrs
 
     @extend_schema(
@@ -215,20 +274,19 @@ class TrainingRunListCreateApi(APIView):
             "/api/v1/training-runs/{id}. When it succeeds its model is registered, not activated. "
             "Scope: `training`."
         ),
+        # The request's example is the InputSerializer's (TrainingRunInputSchema): its dataset is one this
+        # server holds when the schema is asked for, or none.
         request=InputSerializer,
-        responses={201: OpenApiResponse(TrainingRunDetailSerializer, description="Queued.")},
-        examples=[
-            OpenApiExample(
-                "Mini-Xception for 60 epochs",
-                value={
-                    "architecture": "mini_xception",
-                    "dataset_path": "fer2013",
-                    "name": "baseline",
-                    "config": {"epochs": 60, "batch_size": 64},
-                },
-                request_only=True,
-            )
-        ],
+        responses={
+            201: OpenApiResponse(TrainingRunDetailSerializer, description="Queued."),
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "`dataset_path` or a path in `config` names nothing inside API_TRAINING_DATA_ROOTS "
+                    "(`path_not_found`; `details.field` says which)."
+                ),
+            ),
+        },
     )
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -246,6 +304,27 @@ class TrainingRunListCreateApi(APIView):
             raise serializers.ValidationError({"config": [str(exc)]}) from None
 
         return Response(TrainingRunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingRunInputSchema(OpenApiSerializerExtension):
+    """Name the datasets this server holds when the schema is asked for: never promise one that is not."""
+
+    target_class = TrainingRunListCreateApi.InputSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target_class, direction, bypass_extensions=True)
+        properties = schema["properties"]
+        names = dataset_names()
+        if names:
+            properties["dataset_path"]["description"] += f" Datasets here now: {', '.join(names)}."
+            properties["dataset_path"]["example"] = names[0]
+        else:
+            properties["dataset_path"]["description"] += " This server holds no dataset yet."
+        properties["architecture"]["example"] = "mini_xception"
+        properties["name"]["example"] = "baseline"
+        properties["config"]["example"] = {"epochs": 60, "batch_size": 64}
+        schema["anyOf"] = cross_rules_schema()
+        return schema
 
 
 class TrainingRunDetailApi(APIView):

@@ -93,6 +93,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 def _as_api_exception(exc: Exception, context: dict[str, Any]) -> exceptions.APIException:
     if isinstance(exc, exceptions.APIException):
         return exc
+    # An app's own registration wins over the generic answers below, even for a subclass of one of
+    # Django's exceptions (a service's ValidationError that is really a conflict, say).
+    registered = _registered_error(exc)
+    if registered is not None:
+        return registered
     if isinstance(exc, Http404):
         return exceptions.NotFound("Nothing was found at this address.")
     if isinstance(exc, django_exceptions.PermissionDenied):
@@ -116,9 +121,6 @@ def _as_api_exception(exc: Exception, context: dict[str, Any]) -> exceptions.API
     if isinstance(exc, DatabaseOperationalError | DatabaseInterfaceError):
         logger.warning("the database is unavailable: %s", exc)
         return ServiceUnavailable("database_unavailable", "The database is unavailable; retry shortly.", 5)
-    registered = _registered_error(exc)
-    if registered is not None:
-        return registered
     request = context.get("request")
     logger.error(
         "unexpected error in %s %s",

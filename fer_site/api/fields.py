@@ -8,7 +8,15 @@ from rest_framework import serializers
 
 
 class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into text."""
+    """A CharField that takes text exactly as sent.
+
+    Numbers and booleans are refused rather than turned into text, and surrounding whitespace is kept
+    rather than trimmed, so that the schema's lengths hold for what a client sends.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

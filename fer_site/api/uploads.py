@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -70,21 +71,36 @@ def _short(exc: Exception) -> str:
     return "too deeply nested" if isinstance(exc, RecursionError) else str(exc)[:200]
 
 
-class CappedMemoryUploadHandler(FileUploadHandler):
-    """Keep each uploaded file in memory; refuse more than ``max_files`` files or one over ``max_file_bytes``.
+class ImageUpload(InMemoryUploadedFile):
+    """An uploaded image with its ``position`` among the request's images, in the order sent."""
 
-    The refusals happen while the body streams in, so an oversized upload is
-    never read in full. There is no fallback handler, hence no temporary file.
+    def __init__(self, *args: Any, position: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.position = position
+
+
+class CappedMemoryUploadHandler(FileUploadHandler):
+    """Keep each uploaded file in memory; refuse a file over ``max_file_bytes``, or one too many.
+
+    ``max_files`` says how many files each field takes; a file for another field is refused. The
+    refusals happen while the body streams in, so an oversized upload is never read in full. There is no
+    fallback handler, hence no temporary file.
     """
 
     def __init__(
-        self, request: Any = None, *, max_files: int, max_file_bytes: int, max_body_bytes: int
+        self,
+        request: Any = None,
+        *,
+        max_files: Mapping[str, int],
+        max_file_bytes: int,
+        max_body_bytes: int,
     ) -> None:
         super().__init__(request)
-        self.max_files = max_files
+        self.max_files = dict(max_files)
         self.max_file_bytes = max_file_bytes
         self.max_body_bytes = max_body_bytes
         self.files = 0
+        self.files_per_field: dict[str, int] = {}
         self.buffer = io.BytesIO()
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None) -> None:  # noqa: N803
@@ -97,12 +113,23 @@ class CappedMemoryUploadHandler(FileUploadHandler):
     def new_file(self, field_name: str, *args: Any, **kwargs: Any) -> None:
         super().new_file(field_name, *args, **kwargs)
         self.files += 1
-        if self.files > self.max_files:
+        count = self.files_per_field[field_name] = self.files_per_field.get(field_name, 0) + 1
+        if field_name not in self.max_files:
+            fields = " or ".join(f"`{name}`" for name in self.max_files)
+            raise ApiError(
+                status_code=400,
+                code="invalid",
+                message="Some of the input is not valid; see details.",
+                details={field_name[:100]: [f"This form takes files as {fields} only."]},
+            )
+        limit = self.max_files[field_name]
+        if count > limit:
+            images = "image" if limit == 1 else "images"
             raise ApiError(
                 status_code=400,
                 code="too_many_images",
-                message=f"Send at most {self.max_files} images in one request.",
-                details={"limit": self.max_files},
+                message=f"Send at most {limit} {images} as `{field_name}` in one request.",
+                details={"limit": limit},
             )
         self.buffer = io.BytesIO()
 
@@ -121,9 +148,10 @@ class CappedMemoryUploadHandler(FileUploadHandler):
         self.buffer.write(raw_data)
         return None
 
-    def file_complete(self, file_size: int) -> InMemoryUploadedFile:
+    def file_complete(self, file_size: int) -> ImageUpload:
         self.buffer.seek(0)
-        return InMemoryUploadedFile(
+        return ImageUpload(
+            position=self.files - 1,
             file=self.buffer,
             field_name=self.field_name,
             name=self.file_name,
@@ -134,9 +162,10 @@ class CappedMemoryUploadHandler(FileUploadHandler):
         )
 
 
-def image_limits() -> dict[str, int]:
+def image_limits() -> dict[str, Any]:
+    # One image as `image`, several as `images`; a form may carry both.
     return {
-        "max_files": settings.API_ANALYZE_MAX_IMAGES,
+        "max_files": {"image": 1, "images": settings.API_ANALYZE_MAX_IMAGES},
         "max_file_bytes": settings.EMOTIONS_MAX_IMAGE_BYTES,
         "max_body_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
     }
@@ -174,7 +203,7 @@ class ImageBodyParser(BaseParser):
                 message=f"The image was refused: it is larger than the limit of {limit} bytes.",
                 details={"field": "image", "index": 0, "limit_bytes": limit},
             ) from None
-        upload = InMemoryUploadedFile(io.BytesIO(data), "image", "body", self.media_type, len(data), None)
+        upload = ImageUpload(io.BytesIO(data), "image", "body", self.media_type, len(data), None, position=0)
         return DataAndFiles(MultiValueDict(), MultiValueDict({"image": [upload]}))
 
 

@@ -9,6 +9,7 @@ from django.contrib.messages import get_messages
 from django.utils import timezone
 
 from adaptation.models import ContentItem, ItemDailyStat, MoodMinuteStat, Rule, RuleItem, Theme
+from adaptation.services import content_decide, content_event_record, stats_mood
 from tests.adaptation.helpers import rule_form, theme_form
 
 pytestmark = pytest.mark.django_db
@@ -136,6 +137,27 @@ def test_it_creates_a_rule_with_weighted_items(admin_client, make_item, make_the
     }
 
 
+def test_it_creates_rules_for_no_camera_and_for_no_face_apart(admin_client, make_item):
+    form = admin_client.get("/admin/adaptation/rule/add/").content.decode()
+
+    off = admin_client.post(
+        "/admin/adaptation/rule/add/", rule_form("Camera off", moods=["no_camera"], items=[(make_item(), 1)])
+    )
+    empty = admin_client.post("/admin/adaptation/rule/add/", rule_form("Nobody there", moods=["no_face"]))
+    listing = admin_client.get("/admin/adaptation/rule/").content.decode()
+
+    assert 'value="no_camera"' in form and "No camera" in form and "No face (camera on)" in form
+    assert off.status_code == empty.status_code == 302
+    assert Rule.objects.get(name="Camera off").moods == ["no_camera"]
+    assert Rule.objects.get(name="Nobody there").moods == ["no_face"]
+    assert "No camera" in listing and "No face (camera on)" in listing
+    simulated = admin_client.get("/admin/adaptation/rule/simulate/", {"mood": "__none__", "confidence": "0"})
+    assert (
+        "Rule “Camera off” (Standard, order 10) fired: there is no camera reading"
+        in simulated.content.decode()
+    )
+
+
 def test_it_refuses_a_weight_of_zero(admin_client, make_item):
     response = admin_client.post("/admin/adaptation/rule/add/", rule_form(items=[(make_item(), 0)]))
 
@@ -230,6 +252,38 @@ def test_it_shows_statistics_per_mood_and_item_with_a_mood_chart(admin_client, m
     assert "Sunrise" in page
     assert "<td>999</td>" not in page
     assert "<svg" in page and "happy (7)" in page and "sad (3)" in page
+
+
+def test_it_shows_no_camera_and_no_face_as_separate_statistics(admin_client, make_rule, make_item):
+    off, empty = make_item("Turn the camera on"), make_item("Come back")
+    make_rule("No camera", moods=["no_camera"], items=[off])
+    make_rule("Nobody there", moods=["no_face"], items=[empty])
+    # One visitor without a camera, one with the camera on but no face in view, each shown and clicking.
+    for mood, item in ((None, off), ("no_face", empty)):
+        decision = content_decide(mood=mood, confidence=0.0)
+        for kind in ("impression", "click"):
+            content_event_record(
+                kind=kind, item_id=item.pk, mood=stats_mood(mood), decision_id=decision.decision_id
+            )
+    content_event_record(
+        kind="impression",
+        item_id=off.pk,
+        mood="no_camera",
+        decision_id=content_decide(mood=None, confidence=0.0).decision_id,
+    )
+    now = timezone.now().replace(second=0, microsecond=0)
+    MoodMinuteStat.objects.create(minute=now - timedelta(hours=1), mood="no_face", count=4)
+
+    page = admin_client.get(
+        "/admin/adaptation/rule/statistics/", {"days": "7", "hours": "24"}
+    ).content.decode()
+
+    flat = page.replace("\n", "").replace("  ", "")
+    assert "<td>No camera</td><td>2</td><td>1</td><td>50.0 %</td>" in flat
+    assert "<td>No face (camera on)</td><td>1</td><td>1</td><td>100.0 %</td>" in flat
+    assert "<td>No camera</td><td><a href" in flat and "Turn the camera on" in flat
+    assert "<td>No face (camera on)</td><td><a href" in flat and "Come back" in flat
+    assert "No face (camera on) (4)" in page  # the mood chart's legend
 
 
 def test_it_keeps_the_custom_pages_for_staff(client, django_user_model):

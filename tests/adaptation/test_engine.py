@@ -10,6 +10,7 @@ import pytest
 
 from adaptation.engine import (
     BUILTIN_THEME_NAME,
+    MOOD_KEYS,
     ArmStats,
     ItemSnapshot,
     RuleItemSnapshot,
@@ -18,6 +19,8 @@ from adaptation.engine import (
     ThemeSnapshot,
     VisitorState,
     decide,
+    mood_key,
+    mood_key_label,
     reading_words,
     rules_overlap,
     schedules_overlap,
@@ -355,6 +358,42 @@ def test_it_takes_the_default_rule_when_nothing_matches(mood, why, reason):
     assert decision.hold_s == 0
     assert not decision.unclear  # no rule for these would fire at any confidence
     assert [i.id for i in decision.items["hero"]] == [5]
+
+
+def test_rules_tell_no_camera_from_no_face():
+    rules = [
+        rule(1, name="Camera off", moods=("no_camera",), min_confidence=0.5, items=[item(1)]),
+        rule(2, name="Nobody there", moods=("no_face",), items=[item(2)]),
+        rule(3, name="House", moods=(), is_default=True, items=[item(3)]),
+    ]
+
+    no_camera = run(rules, mood=None, confidence=0.0)
+    no_face = run(rules, mood="no_face", confidence=0.0)
+
+    # No camera has no reading to be sure of: its rule fires whatever its minimum confidence.
+    assert no_camera.rule_id == 1 and not no_camera.is_default and no_camera.mood is None
+    assert no_camera.detail.startswith(
+        "Rule “Camera off” (tier 2, order 0) fired: there is no camera reading"
+    )
+    assert (
+        no_camera.reason == "Expression reading is off, so the page shows colours and content chosen to suit."
+    )
+    assert no_camera.hold_s == 0  # content for no camera never holds back the first reading
+    assert no_face.rule_id == 2
+    assert "“Camera off”: not for no_face." in no_face.trace
+    assert (
+        run(rules[1:], mood=None).rule_id == 3
+    )  # a rule for no face does not serve visitors without a camera
+
+
+def test_mood_keys_name_no_camera_apart_from_the_trackers_moods():
+    assert MOOD_KEYS == (*MOODS, "no_camera")
+    assert (mood_key(None), mood_key("no_face"), mood_key("happy")) == ("no_camera", "no_face", "happy")
+    assert (mood_key_label("no_camera"), mood_key_label("no_face"), mood_key_label("happy")) == (
+        "No camera",
+        "No face (camera on)",
+        "happy",
+    )
 
 
 def test_it_takes_the_default_rule_for_a_low_confidence_mood():

@@ -14,9 +14,11 @@ from adaptation.models import ItemDailyStat, MoodMinuteStat
 from adaptation.services import (
     content_decide,
     content_event_record,
+    content_show,
     content_simulate,
     decision_serialize,
     mood_sample_record,
+    stats_mood,
     stats_prune,
 )
 
@@ -196,17 +198,64 @@ def test_it_refuses_events_that_do_not_match_a_decision(make_rule, make_item, ch
     assert not ItemDailyStat.objects.exists()
 
 
-def test_it_counts_no_camera_decisions_under_no_face(make_rule, make_item):
+def test_it_counts_a_visitor_without_a_camera_under_no_camera(make_rule, make_item):
     item = make_item()
     make_rule("House", moods=[], is_default=True, items=[item])
     decision = content_decide(mood=None, confidence=0.0)
 
     counted = content_event_record(
-        kind="impression", item_id=item.pk, mood="no_face", decision_id=decision.decision_id
+        kind="impression", item_id=item.pk, mood=stats_mood(decision.mood), decision_id=decision.decision_id
     )
 
     assert counted
-    assert ItemDailyStat.objects.get().mood == "no_face"
+    assert stats_mood(None) == "no_camera"
+    assert ItemDailyStat.objects.get().mood == "no_camera"
+    # "No face" is another reading (the camera is on): a no-camera decision does not take it.
+    with pytest.raises(ValidationError, match="made for no_camera, not no_face"):
+        content_event_record(kind="click", item_id=item.pk, mood="no_face", decision_id=decision.decision_id)
+
+
+def test_it_counts_a_visitor_with_a_camera_but_no_face_under_no_face(make_rule, make_item):
+    item = make_item()
+    make_rule("House", moods=[], is_default=True, items=[item])
+    decision = content_decide(mood="no_face", confidence=0.0)
+
+    content_event_record(kind="impression", item_id=item.pk, mood="no_face", decision_id=decision.decision_id)
+    content_event_record(kind="click", item_id=item.pk, mood="no_face", decision_id=decision.decision_id)
+
+    assert list(ItemDailyStat.objects.values_list("mood", "impressions", "clicks")) == [("no_face", 1, 1)]
+
+
+def test_a_live_visitor_is_counted_under_no_camera_then_under_no_face(make_rule, make_item):
+    off, empty = make_item("Turn the camera on"), make_item("Come back")
+    make_rule("No camera", moods=["no_camera"], items=[off])
+    make_rule("Nobody there", moods=["no_face"], items=[empty])
+    visitor = VisitorState()
+
+    shown = content_show(visitor=visitor, mood=None, confidence=0.0, shown_id=None)
+    faceless = content_show(visitor=visitor, mood="no_face", confidence=0.0, shown_id=shown.decision_id)
+
+    assert (shown.rule_name, faceless.rule_name) == ("No camera", "Nobody there")
+    assert sorted(ItemDailyStat.objects.values_list("item__title", "mood", "impressions")) == [
+        ("Come back", "no_face", 1),
+        ("Turn the camera on", "no_camera", 1),
+    ]
+
+
+def test_optimize_rules_for_no_camera_learn_from_no_camera_clicks_only(make_rule, make_item):
+    good, bad = make_item("Good"), make_item("Bad")
+    make_rule("Learn", moods=["no_camera"], mode="optimize", items=[good, bad])
+    today = timezone.localdate()
+    ItemDailyStat.objects.create(item=good, mood="no_camera", day=today, impressions=1000, clicks=500)
+    ItemDailyStat.objects.create(item=bad, mood="no_camera", day=today, impressions=1000, clicks=0)
+    ItemDailyStat.objects.create(item=bad, mood="no_face", day=today, impressions=1000, clicks=1000)
+
+    picks = [
+        content_decide(mood=None, confidence=0.0, rng=random.Random(seed)).items["hero"][0].title
+        for seed in range(40)
+    ]
+
+    assert picks.count("Good") > 30
 
 
 def test_it_adds_mood_samples_to_a_per_minute_count():

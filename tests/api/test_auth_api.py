@@ -354,8 +354,11 @@ def test_a_keys_secret_never_appears_in_a_response_or_a_log_after_creation(
     assert all(secret_part not in str(record.args) for record in caplog.records)
 
 
-def test_unknown_api_addresses_answer_in_the_error_shape():
-    response = APIClient().get("/api/v1/nothing/here")
+@pytest.mark.parametrize(
+    "address", ["/api/v1/nothing/here", "/api/v1/training-runs/1%0A2", "/api/v1/models/x%0A/activate"]
+)
+def test_unknown_api_addresses_answer_in_the_error_shape(address):
+    response = APIClient().get(address)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

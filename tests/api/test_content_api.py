@@ -170,30 +170,51 @@ def test_one_decision_counts_once_however_the_visitor_is_named(client_all, happy
     assert (stat.impressions, stat.clicks) == (1, 1)
 
 
-def test_a_click_without_an_impression_is_refused(client_all, happy_item):
+def test_a_click_without_an_impression_is_a_conflict(client_all, happy_item):
     decision = decide(client_all, mood="happy", confidence=0.9)
 
     response = event(client_all, decision, happy_item.pk, "click")
 
-    assert response.status_code == 400
-    assert "impression" in str(response.json()["error"]["details"])
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "impression_missing"
     assert not ItemDailyStat.objects.exists()
 
 
-def test_an_event_for_an_item_the_decision_did_not_show_is_refused(client_all, happy_item):
+@pytest.mark.parametrize("change", [{"item": 1000}, {"mood": "sad"}], ids=["item-not-shown", "other-mood"])
+def test_an_event_that_does_not_fit_its_decision_is_a_conflict(client_all, happy_item, change):
     decision = decide(client_all, mood="happy", confidence=0.9)
 
-    response = event(client_all, decision, happy_item.pk + 1000)
+    response = event(
+        client_all, {**decision, "mood": change.get("mood", "happy")}, happy_item.pk + change.get("item", 0)
+    )
 
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "decision_mismatch"
+    assert not ItemDailyStat.objects.exists()
+
+
+def test_an_event_for_a_decision_attune_never_issued_is_a_404(client_all, happy_item):
+    response = client_all.post(
+        "/api/v1/content/events",
+        {"kind": "impression", "decision_id": "0" * 32, "item_id": happy_item.pk, "mood": "happy"},
+        format="json",
+    )
+
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert (error["code"], error["message"], error["details"]) == (
+        "decision_not_found",
+        "Unknown or expired decision.",
+        None,
+    )
     assert not ItemDailyStat.objects.exists()
 
 
 @pytest.mark.parametrize(
     "data",
     [
-        {"decision_id": "0" * 32},
         {"decision_id": "not-hex"},
+        {"decision_id": " " + "0" * 32},
         {"kind": "hover"},
         {"item_id": -1},
         {"item_id": 2**64},
@@ -223,8 +244,26 @@ def test_a_decision_without_a_camera_takes_events_with_a_null_mood(client_all, h
     decision = decide(client_all, mood=None)
 
     response = event(client_all, decision, happy_item.pk)
+    as_no_face = event(client_all, decision, happy_item.pk, kind="click", mood="no_face")
 
     assert response.status_code == 201, response.content
+    # Counted under no camera, not under no face (a camera-on reading without a face in view).
+    stat = ItemDailyStat.objects.get(item=happy_item)
+    assert (stat.mood, stat.impressions, stat.clicks) == ("no_camera", 1, 0)
+    assert not as_no_face.status_code < 400  # refused: the decision was made without a camera
+    assert "made for no_camera, not no_face" in as_no_face.content.decode()
+
+
+def test_a_decision_for_a_camera_without_a_face_is_counted_under_no_face(client_all, happy_item):
+    Rule.objects.create(name="Default", moods=[], is_default=True, cooldown_s=0).rule_items.create(
+        item=happy_item, weight=1, position=0
+    )
+    decision = decide(client_all, mood="no_face", confidence=0.0)
+
+    response = event(client_all, decision, happy_item.pk)
+
+    assert response.status_code == 201, response.content
+    assert decision["mood"] == "no_face"
     assert ItemDailyStat.objects.get(item=happy_item).mood == "no_face"
 
 

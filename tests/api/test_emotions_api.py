@@ -209,15 +209,51 @@ def test_it_refuses_an_image_sent_as_a_text_field(engine, client_all):
     assert "image" in error["details"]
 
 
-@pytest.mark.parametrize("data", [{}, "both"])
-def test_it_wants_either_image_or_images(engine, client_all, face_jpeg, data):
-    if data == "both":
-        data = {"image": upload(face_jpeg), "images": [upload(face_jpeg)]}
-
-    response = client_all.post(URL, data, format="multipart")
+def test_it_wants_an_image(engine, client_all):
+    response = client_all.post(URL, {}, format="multipart")
 
     error = assert_error(response, 400, "invalid")
     assert "non_field_errors" in error["details"]
+
+
+def test_it_analyses_image_and_images_together_in_the_order_sent(engine, client_all, face_jpeg, noise_jpeg):
+    boundary = "B"
+    parts = [("images", noise_jpeg), ("image", face_jpeg), ("images", noise_jpeg)]
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{index}.jpg"\r\n'
+        f"Content-Type: image/jpeg\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+        for index, (name, content) in enumerate(parts)
+    )
+    body += f"--{boundary}--\r\n".encode()
+
+    response = client_all.post(URL, body, content_type=f"multipart/form-data; boundary={boundary}")
+
+    assert response.status_code == 200, response.content
+    assert [len(image["faces"]) for image in response.json()["images"]] == [0, 1, 0]
+
+
+def test_it_names_the_part_of_a_refused_image_when_both_are_sent(engine, client_all, face_jpeg):
+    data = {"image": upload(face_jpeg), "images": [upload(b"not an image", "b.txt", "text/plain")]}
+
+    response = client_all.post(URL, data, format="multipart")
+
+    error = assert_error(response, 415, "unsupported_format")
+    assert (error["details"]["field"], error["details"]["index"]) == ("images", 1)
+
+
+@pytest.mark.parametrize(
+    "name, count, code",
+    [("image", 2, "too_many_images"), ("file", 1, "invalid")],
+    ids=["two-image-parts", "a-file-under-another-name"],
+)
+def test_it_refuses_image_parts_it_does_not_take(engine, client_all, face_jpeg, name, count, code):
+    files = {name: [upload(face_jpeg) for _ in range(count)]}
+
+    response = client_all.post(URL, files, format="multipart")
+
+    assert_error(response, 400, code)
 
 
 def test_an_empty_raw_body_is_a_missing_image(engine, client_all):

@@ -154,10 +154,8 @@ def test_it_starts_a_training_run_and_enqueues_it_once_committed(
 @pytest.mark.parametrize(
     "change, field",
     [
-        ({"dataset_path": "missing"}, "dataset_path"),
-        ({"dataset_path": "/etc"}, "dataset_path"),
-        ({"dataset_path": "../../../../etc"}, "dataset_path"),
-        ({"dataset_path": "fer2013/" + "x" * 400}, "dataset_path"),
+        ({"dataset_path": "x" * 501}, "dataset_path"),
+        ({"dataset_path": 2013}, "dataset_path"),
         ({"architecture": "alexnet"}, "architecture"),
         ({"config": {"epochs": 0}}, "config"),
         ({"config": {"epochs": "many"}}, "config"),
@@ -166,10 +164,8 @@ def test_it_starts_a_training_run_and_enqueues_it_once_committed(
         ({"config": [1, 2]}, "config"),
     ],
     ids=[
-        "missing-path",
-        "outside-the-roots",
-        "climbing-out",
         "too-long",
+        "not-text",
         "unknown-architecture",
         "zero-epochs",
         "wrong-type",
@@ -189,6 +185,39 @@ def test_it_refuses_a_training_run_that_is_not_valid(client_all, data_root, enqu
     assert field in error["details"]
     assert not TrainingRun.objects.exists()
     assert enqueued == []
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"dataset_path": "missing"}, "dataset_path"),
+        ({"dataset_path": " fer2013"}, "dataset_path"),
+        ({"dataset_path": "/etc"}, "dataset_path"),
+        ({"dataset_path": "../../../../etc"}, "dataset_path"),
+        ({"dataset_path": "fer2013/" + "x" * 400}, "dataset_path"),
+        ({"architecture": "vgg16", "config": {"weights_path": "missing.h5"}}, "config.weights_path"),
+        ({"config": {"init_model": "/etc/passwd"}}, "config.init_model"),
+    ],
+    ids=["missing", "not-trimmed", "outside-the-roots", "climbing-out", "too-long-a-name", "weights", "init"],
+)
+def test_a_path_that_names_nothing_inside_the_roots_is_a_404(client_all, data_root, enqueued, change, field):
+    body = {"architecture": "mini_xception", "dataset_path": "fer2013"} | change
+
+    response = client_all.post("/api/v1/training-runs", body, format="json")
+
+    assert response.status_code == 404, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["details"]) == ("path_not_found", {"field": field})
+    assert not TrainingRun.objects.exists()
+    assert enqueued == []
+
+
+def test_a_request_that_is_not_valid_is_refused_before_its_paths_are_looked_for(client_all, data_root):
+    body = {"architecture": "mini_xception", "dataset_path": "missing", "config": {"epochs": 0}}
+
+    response = client_all.post("/api/v1/training-runs", body, format="json")
+
+    assert response.status_code == 400
 
 
 def test_it_does_not_say_whether_paths_outside_the_roots_exist(client_all, data_root, enqueued):

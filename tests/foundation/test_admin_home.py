@@ -81,3 +81,23 @@ def test_it_says_so_when_nothing_happened_yet(admin_client, fake_emotions):
     assert b"No mood reports in the last hour" in response.content
     assert b"No content was shown" in response.content
     assert b"No run is running or queued" in response.content
+
+
+@pytest.mark.django_db
+def test_it_shows_content_for_visitors_without_a_camera_apart_from_no_face(admin_client, fake_emotions):
+    off = ContentItem.objects.create(title="Turn the camera on", kind="text", slot="hero", body="b")
+    empty = ContentItem.objects.create(title="Come back", kind="text", slot="hero", body="b")
+    today = timezone.localdate()
+    ItemDailyStat.objects.create(item=off, mood="no_camera", day=today, impressions=40, clicks=4)
+    ItemDailyStat.objects.create(item=empty, mood="no_face", day=today, impressions=10, clicks=1)
+    MoodMinuteStat.objects.create(minute=timezone.now() - timedelta(minutes=3), mood="no_face", count=5)
+
+    content = admin_client.get("/admin/").content.decode()
+
+    performance = content.split('id="dash-content"')[1]
+    assert "<td>No camera</td>" in performance and "<td>No face (camera on)</td>" in performance
+    assert performance.index("No face (camera on)") < performance.index("Come back")
+    assert (
+        performance.index("Come back") < performance.index("No camera") < performance.index("Turn the camera")
+    )
+    assert "No face (camera on) 100 %" in content.split('id="dash-moods"')[1]

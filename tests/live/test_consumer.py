@@ -153,8 +153,34 @@ async def test_it_counts_a_click_on_shown_content(live_settings):
         await client.until("pong")
 
     stat = await ItemDailyStat.objects.aget(item_id=item["id"])
-    assert (stat.impressions, stat.clicks, stat.mood) == (1, 1, "no_face")
+    # Shown before any frame: a visitor without a camera, counted under no camera, not no face.
+    assert (stat.impressions, stat.clicks, stat.mood) == (1, 1, "no_camera")
     assert invalid["code"] == "invalid_click"
+
+
+async def test_it_counts_a_camera_without_a_face_under_no_face(live_settings, monkeypatch):
+    monkeypatch.setattr("fer_site.live.consumers.DECISION_RETRY_S", 0.0)  # decide again at the next frame
+    await rules_for_every_expression()
+    await sync_to_async(make_rule)("Nobody there", moods=["no_face"], background="#eeeeee")
+
+    async with live_socket() as client:
+        _, _ = await client.until("ready")
+        off = await client.receive()
+        await client.send_frame(noise_jpeg())
+        emotion, _ = await client.until("emotion")
+        empty, _ = await client.until("content")
+        item = empty["items"]["hero"][0]
+        await client.send_json({"type": "click", "item_id": item["id"], "decision_id": empty["decision_id"]})
+        await client.send_json({"type": "ping"})
+        await client.until("pong")
+
+    assert (off["mood"], off["rule"]) == (None, "Default")
+    assert emotion["mood"] == "no_face"
+    assert (empty["mood"], empty["rule"]) == ("no_face", "Nobody there")
+    counts = await sync_to_async(set)(
+        ItemDailyStat.objects.values_list("item__title", "mood", "impressions", "clicks")
+    )
+    assert counts == {("Default item", "no_camera", 1, 0), ("Nobody there item", "no_face", 1, 1)}
 
 
 async def test_it_drops_stale_frames_while_busy(live_settings):
