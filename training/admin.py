@@ -20,7 +20,7 @@ from training.selectors import training_data_roots
 from training.services import training_run_cancel, training_run_create, training_runs_recover
 
 # Only these files of a run folder are ever served, and only to staff.
-ARTIFACT_FILES = {"curves.png", "confusion_matrix.png", "evaluation.json", "MODEL_CARD.md"}
+ARTIFACT_FILES = {"curves.png", "confusion_matrix.png", "reliability.png", "evaluation.json", "MODEL_CARD.md"}
 CURVE_COLOURS = {"accuracy": "#2e6fb7", "val_accuracy": "#e67e22", "loss": "#2e6fb7", "val_loss": "#e67e22"}
 
 

@@ -110,7 +110,7 @@ def cross_rules_schema() -> list[dict[str, Any]]:
 
 # Paths on the server: the API only takes them under its data roots (see allowed_path, checked by
 # TrainingRunListCreateApi.InputSerializer once the rest is valid).
-PATH_OPTIONS = ("weights_path", "init_model")
+PATH_OPTIONS = ("weights_path", "init_model", "teacher_model", "ferplus_dir")
 
 
 class TrainConfigSerializer(serializers.Serializer):

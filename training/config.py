@@ -149,6 +149,38 @@ class TrainConfig:
         help="Serve the mean of each face and its mirror image: usually a little more accurate, "
         "twice the compute per face.",
     )
+    calibrate: bool = option(
+        True,
+        help="After training, fit a temperature on the validation split so that stated confidence "
+        "matches accuracy (written into the model; no extra cost per face).",
+    )
+    teacher_model: str | None = option(
+        None,
+        label="Distil from model",
+        help="A .keras model (any architecture, an ensemble too) whose answers on the training faces "
+        "become soft targets: the new network learns to answer as it does.",
+    )
+    distill_weight: float = option(
+        0.5,
+        min=0.0,
+        max=1.0,
+        help="With a teacher: the share of each target taken from the teacher's answer; the rest is the "
+        "dataset's label.",
+    )
+    ferplus_dir: str | None = option(
+        None,
+        label="FER+ votes folder",
+        help="A folder of FER+ crowd votes (train.csv: image path, then ten votes per image) for the "
+        "dataset's images: each training target takes a share from the crowd's answer.",
+    )
+    ferplus_weight: float = option(
+        0.5,
+        min=0.0,
+        max=1.0,
+        label="FER+ weight",
+        help="With FER+ votes: the share of each target taken from the crowd's votes, where the image has "
+        "them; the rest is the dataset's label.",
+    )
     seed: int = option(1337, min=0, max=2**31 - 1, help="Seeds the split, the shuffling and the weights.")
     max_per_class: int = option(
         0,

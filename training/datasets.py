@@ -36,6 +36,9 @@ class DatasetError(Exception):
 class Split:
     x: np.ndarray  # (n, 48, 48) uint8
     y: np.ndarray  # (n,) int64 class indices
+    # (n,) each image's path inside the dataset folder ("train/angry/x.jpg"), where it came from files:
+    # how other annotations of the same images (FER+ votes) find them. None for CSV datasets.
+    names: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -54,7 +57,7 @@ class Split:
                 indices = rng.choice(indices, size=max_per_class, replace=False)
             keep.append(indices)
         order = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
-        return Split(self.x[order], self.y[order])
+        return Split(self.x[order], self.y[order], None if self.names is None else self.names[order])
 
 
 @dataclass
@@ -142,9 +145,11 @@ def load_folder_split(
     cache_file = _cache_file(cache_dir, folder, files)
     if cache_file is not None and cache_file.exists():
         with np.load(cache_file, allow_pickle=False) as cached:
-            return Split(cached["x"], cached["y"]), [str(s) for s in cached["skipped"]]
+            if "names" in cached:  # caches written before names were kept are read afresh
+                split = Split(cached["x"], cached["y"], cached["names"])
+                return split, [str(s) for s in cached["skipped"]]
 
-    faces, labels, skipped = [], [], []
+    faces, labels, names, skipped = [], [], [], []
     for done, (file, label) in enumerate(files, start=1):
         image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
         if image is None:
@@ -157,16 +162,18 @@ def load_folder_split(
                 image = cv2.resize(image, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
             faces.append(image)
             labels.append(label)
+            names.append(f"{folder.name}/{file.parent.name}/{file.name}")
         if progress is not None and (done % 500 == 0 or done == len(files)):
             progress(done, len(files))
     split = Split(
         np.stack(faces) if faces else np.zeros((0, FACE_SIZE, FACE_SIZE), np.uint8),
         np.asarray(labels, dtype=np.int64),
+        np.asarray(names, dtype=str),
     )
     if cache_file is not None and len(split):
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp.npz")
-        np.savez(tmp, x=split.x, y=split.y, skipped=np.asarray(skipped, dtype=str))
+        np.savez(tmp, x=split.x, y=split.y, names=split.names, skipped=np.asarray(skipped, dtype=str))
         tmp.replace(cache_file)
     return split, skipped
 
@@ -277,7 +284,11 @@ def _stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, 
         val_idx.append(idx[: max(1, round(len(idx) * fraction))])
     val_mask = np.zeros(len(split.y), bool)
     val_mask[np.concatenate(val_idx)] = True
-    return Split(split.x[~val_mask], split.y[~val_mask]), Split(split.x[val_mask], split.y[val_mask])
+
+    def part(mask: np.ndarray) -> Split:
+        return Split(split.x[mask], split.y[mask], None if split.names is None else split.names[mask])
+
+    return part(~val_mask), part(val_mask)
 
 
 def load_evaluation_split(
@@ -311,3 +322,47 @@ def load_evaluation_split(
         if name in splits and len(splits[name]):
             return splits[name], name
     raise DatasetError(f"{path} has no non-empty {' or '.join(wanted)} split")
+
+
+# FER+ (Barsoum et al. 2016) vote columns, by the names of emotions.labels.EMOTIONS; contempt, unknown and
+# NF ("not a face") have no class here and are left out.
+FERPLUS_COLUMNS = {
+    "angry": "anger",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happiness",
+    "sad": "sadness",
+    "surprise": "surprise",
+    "neutral": "neutral",
+}
+
+
+def ferplus_votes(folder: str | Path, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return FER+ crowd votes for the images ``names`` (paths inside the dataset folder), from the CSV
+    files (train.csv, val.csv: a ``path`` column, then one column of votes per label) in ``folder``.
+
+    Returns (n, 7) vote shares in EMOTIONS order and an (n,) mask of the images that have votes: an image
+    missing from the files, or whose votes all went to contempt, unknown or not-a-face, has none.
+    """
+    import csv
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise DatasetError(f"{folder} holds no FER+ vote files (*.csv)")
+    votes: dict[str, list[float]] = {}
+    for file in files:
+        with open(file, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"path", *FERPLUS_COLUMNS.values()} - set(reader.fieldnames or ())
+            if missing:
+                raise DatasetError(f"{file} lacks the column(s) {', '.join(sorted(missing))}")
+            for row in reader:
+                votes[row["path"]] = [float(row[FERPLUS_COLUMNS[label]]) for label in EMOTIONS]
+    shares = np.zeros((len(names), len(EMOTIONS)), np.float32)
+    for i, name in enumerate(names):
+        shares[i] = votes.get(str(name), shares[i])
+    totals = shares.sum(axis=1)
+    found = totals > 0
+    shares[found] /= totals[found, None]
+    return shares, found

@@ -27,7 +27,14 @@ FORM_OPTIONS = (
     "weights_path",
     "init_model",
     "mirror_average",
+    "teacher_model",
+    "distill_weight",
+    "ferplus_dir",
+    "ferplus_weight",
+    "calibrate",
 )
+# Numbers an operator may leave empty for their default.
+OPTIONAL_NUMBERS = ("max_per_class", "distill_weight", "ferplus_weight")
 
 
 def option_field(option: Option) -> forms.Field:
@@ -86,8 +93,9 @@ class TrainingRunStartForm(forms.Form):
         preferred = [str(d.path) for d in self.datasets if d.path == Path(settings.TRAINING_DATA_DIR)]
         self.fields["dataset"].initial = (preferred or [value for value, _ in choices] or [""])[0]
         self.fields.update({name: option_field(OPTIONS[name]) for name in FORM_OPTIONS})
-        # Empty means "all of them", as 0 does.
-        self.fields["max_per_class"].required = False
+        # Empty means the default ("all of them" for max_per_class).
+        for name in OPTIONAL_NUMBERS:
+            self.fields[name].required = False
 
     def clean_dataset_path(self) -> str:
         value = self.cleaned_data["dataset_path"]
@@ -96,19 +104,28 @@ class TrainingRunStartForm(forms.Form):
         return value
 
     def clean_max_per_class(self) -> int:
-        return self.cleaned_data.get("max_per_class") or 0
+        return _or_default(self.cleaned_data.get("max_per_class"), "max_per_class")
+
+    def clean_distill_weight(self) -> float:
+        return _or_default(self.cleaned_data.get("distill_weight"), "distill_weight")
+
+    def clean_ferplus_weight(self) -> float:
+        return _or_default(self.cleaned_data.get("ferplus_weight"), "ferplus_weight")
+
+    def clean_ferplus_dir(self) -> str | None:
+        value = self.cleaned_data.get("ferplus_dir") or None
+        if value and not Path(value).is_dir():
+            raise forms.ValidationError(f"{value} is not a folder on this server.")
+        return value
 
     def clean_weights_path(self) -> str | None:
-        value = self.cleaned_data.get("weights_path") or None
-        if value and not Path(value).is_file():
-            raise forms.ValidationError(f"{value} is not a file on this server.")
-        return value
+        return _file_on_server(self.cleaned_data.get("weights_path"))
 
     def clean_init_model(self) -> str | None:
-        value = self.cleaned_data.get("init_model") or None
-        if value and not Path(value).is_file():
-            raise forms.ValidationError(f"{value} is not a file on this server.")
-        return value
+        return _file_on_server(self.cleaned_data.get("init_model"))
+
+    def clean_teacher_model(self) -> str | None:
+        return _file_on_server(self.cleaned_data.get("teacher_model"))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -128,3 +145,13 @@ class TrainingRunStartForm(forms.Form):
     def training_config(self) -> dict:
         """Return the trainer options from the cleaned form."""
         return {name: self.cleaned_data[name] for name in FORM_OPTIONS}
+
+
+def _file_on_server(value: str | None) -> str | None:
+    if value and not Path(value).is_file():
+        raise forms.ValidationError(f"{value} is not a file on this server.")
+    return value or None
+
+
+def _or_default(value: Any, name: str) -> Any:
+    return OPTIONS[name].default if value is None else value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 import time
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 5.0
+SERVED_MODEL = "served.keras"  # in a run's folder: the trained model, calibrated
 
 
 def _worker_name() -> str:
@@ -201,8 +201,11 @@ def training_run_execute(
             return _finish(run, TrainingRun.Status.CANCELLED, hooks, "cancelled by request")
 
         hooks.log("evaluating the best checkpoint on the validation split")
+        # The trainer's model.keras stays as trained, so that export_model can calibrate it afresh.
+        served = run.folder / SERVED_MODEL
         metrics, files = _evaluation_write(
             source=result.model_path,
+            target=served,
             dataset=dataset,
             folder=run.folder,
             name=_version_name(run),
@@ -210,14 +213,15 @@ def training_run_execute(
             config=run.config,
             outcome=asdict(result),
             command=command,
+            log=hooks.log,
         )
-        run.artifacts = {"model": result.model_path.name, **files}
+        run.artifacts = {"model": served.name, **files}
         run.metrics = metrics
         run.history = result.history
         run.model_version = model_version_register(
             name=_version_name(run),
             architecture=config.architecture,
-            path=result.model_path,
+            path=served,
             metrics=metrics,
             activate=False,
         )
@@ -295,6 +299,7 @@ def model_package(
     dataset = load_dataset(data_path, cache_dir=Path(settings.TRAINING_ARTIFACTS_DIR) / "cache")
     metrics, _ = _evaluation_write(
         source=source,
+        target=target_model,
         dataset=dataset,
         folder=target_model.parent,
         name=target_model.stem,
@@ -304,13 +309,13 @@ def model_package(
         command=train_command or None,
         note=note,
     )
-    shutil.copyfile(source, target_model)
     return {"model": str(target_model), "accuracy": metrics["accuracy"], "epochs_done": state["epochs_done"]}
 
 
 def _evaluation_write(
     *,
     source: Path,
+    target: Path,
     dataset: Dataset,
     folder: Path,
     name: str,
@@ -319,19 +324,35 @@ def _evaluation_write(
     outcome: Mapping[str, Any],
     command: str | None,
     note: str = "",
+    log=logger.info,
 ) -> tuple[dict, dict[str, str]]:
-    """Evaluate the model at ``source`` on the validation split; write its metrics, curves, confusion
-    matrix and model card into ``folder``; return the metrics and the names of the files written.
+    """Calibrate the model at ``source`` on the validation split (unless its configuration says not to),
+    save it to ``target``, evaluate it there; write its metrics, curves, confusion matrix, reliability
+    diagram and model card into ``folder``; return the metrics and the names of the files written.
 
     ``outcome`` tells how training went, by state.json's keys (a TrainResult's fields bear the same names).
     """
     import keras
 
+    from training.calibration import CalibrationError, calibrate, plot_reliability
     from training.evaluation import evaluate, model_card, write_evaluation
     from training.trainer import served_network
 
     model = keras.models.load_model(source, safe_mode=True)
+    calibration = members = None
+    if config.get("calibrate", True):
+        try:
+            calibration, members = calibrate(model, dataset.val.x, dataset.val.y)
+            log(
+                f"calibrated: temperature {calibration.temperature:.3f}, expected calibration error "
+                f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}"
+            )
+        except CalibrationError as exc:
+            log(f"not calibrated: {exc}")
+    _model_save(model, target)
     metrics = evaluate(model, dataset.val)
+    if calibration is not None:
+        metrics["calibration"] = calibration.as_dict()
     card = model_card(
         name=name,
         architecture=architecture,
@@ -348,4 +369,119 @@ def _evaluation_write(
     )
     if note:
         card += f"\n## Note\n\n{note}\n"
-    return metrics, write_evaluation(folder, metrics=metrics, history=outcome["history"], card=card)
+    files = write_evaluation(folder, metrics=metrics, history=outcome["history"], card=card)
+    if calibration is not None:
+        plot_reliability(members, dataset.val.y, calibration, folder / "reliability.png")
+        files["reliability"] = "reliability.png"
+    return metrics, files
+
+
+def _model_save(model, target: Path) -> None:
+    """Save ``model`` to ``target`` through a temporary file, so no reader sees half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, target)
+
+
+def model_calibrate(*, source: Path, data_path: str, target: Path) -> dict:
+    """Calibrate an existing model file on a dataset's validation split and write it to ``target``.
+
+    Beside ``target`` go its reliability diagram, its evaluation.json (metrics of the calibrated model,
+    with the calibration figures) and, where a model card is already there, that card with its
+    calibration section added or replaced. Raises CalibrationError for a model that cannot be scaled.
+    """
+    import json
+
+    import keras
+
+    from training.calibration import calibrate, plot_reliability
+    from training.datasets import load_evaluation_split
+    from training.evaluation import calibration_section, evaluate
+
+    split, _ = load_evaluation_split(data_path, split="val")
+    model = keras.models.load_model(source, safe_mode=True)
+    calibration, members = calibrate(model, split.x, split.y)
+    _model_save(model, target)
+    metrics = {**evaluate(model, split), "calibration": calibration.as_dict()}
+    folder = target.parent
+    (folder / "evaluation.json").write_text(json.dumps(metrics, indent=1))
+    plot_reliability(members, split.y, calibration, folder / "reliability.png")
+    card = folder / "MODEL_CARD.md"
+    if card.is_file():
+        card.write_text(_card_with_section(card.read_text(), calibration_section(metrics["calibration"])))
+    return {"model": str(target), "accuracy": metrics["accuracy"], "calibration": calibration}
+
+
+def _card_with_section(card: str, section: str) -> str:
+    """Return ``card`` with its '## Calibration' section replaced by ``section``, or ``section`` put
+    before '## Limits' (or at the end) when it has none."""
+    title = "\n## Calibration\n"
+    if title in card:
+        start = card.index(title)
+        end = card.find("\n## ", start + len(title))
+        return card[:start] + section.rstrip("\n") + ("\n" + card[end:] if end != -1 else "\n")
+    if "\n## Limits\n" in card:
+        at = card.index("\n## Limits\n")
+        return card[:at] + section + card[at:]
+    return card.rstrip("\n") + "\n" + section
+
+
+def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror: bool | None = None) -> dict:
+    """Average several model files into one (:func:`training.trainer.averaged`), calibrate it on the
+    dataset's validation split, and write it to ``target`` with evaluation.json, reliability.png and a
+    model card naming its members and their accuracy alone.
+
+    ``mirror`` None: mirror faces when every member did.
+    """
+    import json
+
+    import keras
+
+    from training.calibration import calibrate, plot_reliability
+    from training.datasets import load_evaluation_split
+    from training.evaluation import ensemble_card, evaluate, plot_confusion_matrix
+    from training.trainer import averaged, leaf_networks
+
+    if len(sources) < 2:
+        raise ValueError("an ensemble needs at least two models")
+    split, _ = load_evaluation_split(data_path, split="val")
+    networks, members, mirrors = [], [], []
+    for index, source in enumerate(sources, start=1):
+        model = keras.models.load_model(source, safe_mode=True)
+        leaves, mirrored = leaf_networks(model)
+        mirrors.append(mirrored)
+        members.append(
+            {
+                "file": Path(source).name,
+                "architecture": " + ".join(leaf.name for leaf in leaves),
+                "parameters": sum(leaf.count_params() for leaf in leaves),
+                "accuracy": evaluate(model, split)["accuracy"],
+            }
+        )
+        for leaf_index, leaf in enumerate(leaves, start=1):
+            leaf.name = f"member_{index}" + (f"_{leaf_index}" if len(leaves) > 1 else "")
+            networks.append(leaf)
+    mirror = all(mirrors) if mirror is None else mirror
+    model = averaged(networks, mirror=mirror, name=target.stem)
+    calibration, answers = calibrate(model, split.x, split.y)
+    _model_save(model, target)
+    metrics = {**evaluate(model, split), "calibration": calibration.as_dict()}
+    folder = target.parent
+    (folder / "evaluation.json").write_text(json.dumps(metrics, indent=1))
+    plot_reliability(answers, split.y, calibration, folder / "reliability.png")
+    plot_confusion_matrix(metrics, folder / "confusion_matrix.png")
+    card = ensemble_card(
+        name=target.stem,
+        members=members,
+        mirror=mirror,
+        parameters=sum(n.count_params() for n in networks),
+        metrics=metrics,
+    )
+    (folder / "MODEL_CARD.md").write_text(card)
+    return {
+        "model": str(target),
+        "accuracy": metrics["accuracy"],
+        "members": members,
+        "calibration": calibration,
+    }

@@ -28,7 +28,7 @@ from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
 from training.architectures import build_model
 from training.config import TrainConfig  # declared without Keras, so that web code can validate
-from training.datasets import Dataset
+from training.datasets import Dataset, ferplus_votes
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ def train(
         )
     x_train, y_train = to_model_input(train_split.x), _one_hot(train_split.y)
     x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
+    if config.ferplus_dir:
+        y_train = _crowd_targets(config, train_split, y_train, hooks)
+    if config.teacher_model:
+        y_train = _distilled_targets(config, x_train, y_train, x_val, dataset.val.y, hooks)
     steps = math.ceil(len(x_train) / config.batch_size)
     class_weight = _class_weights(train_split.y) if config.class_weights else None
 
@@ -247,6 +251,54 @@ def _load_initial_weights(model: keras.Model, path: str) -> None:
         raise ValueError(f"{source.name} does not fit {model.name}: {exc}") from None
 
 
+def _crowd_targets(config: TrainConfig, split, y_train: np.ndarray, hooks: Hooks) -> np.ndarray:
+    """Return the training targets mixed with FER+ crowd votes where an image has them."""
+    if split.names is None:
+        raise ValueError("FER+ votes need a dataset of image files (a folder), not a CSV")
+    shares, found = ferplus_votes(config.ferplus_dir, split.names)
+    agree = float((shares[found].argmax(axis=1) == split.y[found]).mean()) if found.any() else 0.0
+    hooks.log(
+        f"FER+ votes for {int(found.sum())} of {len(found)} training images (the crowd's majority agrees "
+        f"with the label for {agree:.0%}); targets {config.ferplus_weight:g} crowd where voted"
+    )
+    mixed = y_train.copy()
+    mixed[found] = (1.0 - config.ferplus_weight) * y_train[found] + config.ferplus_weight * shares[found]
+    return mixed
+
+
+def _distilled_targets(
+    config: TrainConfig,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    val_labels: np.ndarray,
+    hooks: Hooks,
+) -> np.ndarray:
+    """Return the training targets mixed with the teacher's answers (knowledge distillation).
+
+    The teacher answers once per training face, before augmentation: its soft targets carry what it
+    learned about which expressions look alike, at no cost per epoch.
+    """
+    source = Path(config.teacher_model)
+    if not source.is_file():
+        raise FileNotFoundError(f"teacher model not found: {source}")
+    teacher = keras.models.load_model(source, safe_mode=True)
+    if tuple(teacher.input_shape[1:]) != tuple(x_train.shape[1:]) or teacher.output_shape[-1] != NUM_CLASSES:
+        raise ValueError(f"{source.name} does not take 48x48 faces and answer {NUM_CLASSES} classes")
+    soft = _predict(teacher, x_train)
+    val_accuracy = float((_predict(teacher, x_val).argmax(axis=1) == val_labels).mean())
+    hooks.log(
+        f"distilling from {source.name} (validation accuracy {val_accuracy:.4f}); "
+        f"targets {config.distill_weight:g} teacher, {1 - config.distill_weight:g} label"
+    )
+    return ((1.0 - config.distill_weight) * y_train + config.distill_weight * soft).astype(np.float32)
+
+
+def _predict(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    out = [np.asarray(model.predict_on_batch(x[i : i + batch]), np.float32) for i in range(0, len(x), batch)]
+    return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
+
+
 def served_network(model: keras.Model, architecture: str) -> keras.Model:
     """Return the network named ``architecture`` inside ``model`` (a training or mirror-averaged wrapper),
     or ``model`` itself when it is that network."""
@@ -262,14 +314,35 @@ def mirror_averaged(model: keras.Model) -> keras.Model:
     Built from stock layers only (the mirror is a fixed anti-diagonal Dense over the width axis), so the
     saved file loads anywhere with ``safe_mode`` and needs no custom code.
     """
-    height, width, channels = model.input_shape[1:]
+    return averaged([model], mirror=True, name=f"{model.name}_mirror_average")
+
+
+def averaged(networks: list[keras.Model], *, mirror: bool, name: str = "ensemble") -> keras.Model:
+    """Return one model that serves the mean of ``networks``' answers (on each face and, with ``mirror``,
+    on its mirror image too): an ensemble in one file, of stock layers only.
+
+    The networks are used as they are (not copied); give them distinct names first.
+    """
+    height, width, channels = networks[0].input_shape[1:]
     inputs = keras.Input((height, width, channels))
-    mirror = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
-    x = keras.layers.Permute((1, 3, 2))(inputs)  # (height, channels, width): Dense acts on width
-    x = keras.layers.Permute((1, 3, 2))(mirror(x))
-    mirror.set_weights([np.eye(width, dtype=np.float32)[::-1]])
-    outputs = keras.layers.Average(dtype="float32")([model(inputs), model(x)])
-    return keras.Model(inputs, outputs, name=f"{model.name}_mirror_average")
+    views = [inputs]
+    if mirror:
+        flip = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+        x = keras.layers.Permute((1, 3, 2))(inputs)  # (height, channels, width): Dense acts on width
+        views.append(keras.layers.Permute((1, 3, 2))(flip(x)))
+        flip.set_weights([np.eye(width, dtype=np.float32)[::-1]])
+    answers = [network(view) for network in networks for view in views]
+    if len(answers) == 1:
+        return keras.Model(inputs, answers[0], name=name)
+    outputs = keras.layers.Average(dtype="float32")(answers)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def leaf_networks(model: keras.Model) -> tuple[list[keras.Model], bool]:
+    """Return the networks inside a served model (itself when it wraps none) and whether it mirrors faces."""
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    mirrors = any(layer.name == "mirror" for layer in model.layers)
+    return (inner or [model]), mirrors
 
 
 def _tensorflow_sees_gpu() -> bool:

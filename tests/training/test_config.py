@@ -172,7 +172,8 @@ def test_the_command_keeps_its_flags_and_maps_them_onto_the_options(tmp_path, mo
             *("--patience", "4", "--fine-tune-epochs", "2", "--fine-tune-lr", "1e-6"),
             *("--weights", "w.h5", "--width", "1", "--lr-schedule", "cosine", "--init-model", "m.keras"),
             *("--mirror-average", "--seed", "7", "--name", "n", "--run-dir", str(tmp_path / "run")),
-            *("--max-per-class", "50"),
+            *("--max-per-class", "50", "--no-calibrate", "--teacher-model", "t.keras"),
+            *("--distill-weight", "0.3", "--ferplus-dir", "votes", "--ferplus-weight", "0.2"),
         )
 
     assert created["architecture"] == "vgg16" and created["name"] == "n"
@@ -194,6 +195,11 @@ def test_the_command_keeps_its_flags_and_maps_them_onto_the_options(tmp_path, mo
         "lr_schedule": "cosine",
         "init_model": "m.keras",
         "mirror_average": True,
+        "calibrate": False,
+        "teacher_model": "t.keras",
+        "distill_weight": 0.3,
+        "ferplus_dir": "votes",
+        "ferplus_weight": 0.2,
         "seed": 7,
         "max_per_class": 50,
     }

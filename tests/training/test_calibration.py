@@ -1,0 +1,214 @@
+"""Temperature scaling (fitted, written into stock layers, reported) and distillation, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from training.calibration import (
+    CalibrationError,
+    calibrate,
+    expected_calibration_error,
+    fit_temperature,
+    member_probabilities,
+    tempered,
+)
+from training.datasets import load_dataset
+from training.models import TrainingRun
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_the_fitted_temperature_is_the_one_that_made_the_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 3.0, (6000, 7))
+    truth = _softmax(logits / 2.0)  # the model below is twice as sure as it should be
+    labels = np.array([rng.choice(7, p=p) for p in truth])
+    stated = _softmax(logits)[None]
+
+    temperature = fit_temperature(stated, labels)
+
+    assert temperature == pytest.approx(2.0, abs=0.15)
+    before = expected_calibration_error(stated[0], labels)
+    after = expected_calibration_error(tempered(stated, temperature), labels)
+    assert after < 0.03 < before
+    assert (tempered(stated, temperature).argmax(1) == stated[0].argmax(1)).all()
+
+
+def test_expected_calibration_error_is_the_gap_between_confidence_and_accuracy():
+    labels = np.zeros(1000, dtype=int)
+    sure_and_right = np.tile([0.9, 0.1 / 6, 0.1 / 6, 0.1 / 6, 0.1 / 6, 0.1 / 6, 0.1 / 6], (1000, 1))
+    half_wrong = sure_and_right.copy()
+    labels_half = labels.copy()
+    labels_half[:500] = 1
+
+    assert expected_calibration_error(sure_and_right, labels) == pytest.approx(0.1)
+    assert expected_calibration_error(half_wrong, labels_half) == pytest.approx(0.4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["custom_cnn", "mini_xception"])
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_temperature_is_written_into_the_model_and_survives_saving(
+    architecture, mirror, tiny_dataset, tmp_path
+):
+    import keras
+
+    from training.architectures import build_model
+    from training.trainer import mirror_averaged
+
+    model = build_model(architecture, width=0.25).model
+    if mirror:
+        model = mirror_averaged(model)
+    val = load_dataset(tiny_dataset).val
+    before = member_probabilities(model, val.x)
+
+    figures, members = calibrate(model, val.x, val.y)
+
+    np.testing.assert_allclose(members, before)
+    expected = tempered(before, figures.temperature)
+    answered = member_probabilities(model, val.x).mean(axis=0)
+    np.testing.assert_allclose(answered, expected, atol=2e-5)
+    model.save(tmp_path / "calibrated.keras")
+    reloaded = keras.models.load_model(tmp_path / "calibrated.keras", safe_mode=True)  # stock layers only
+    np.testing.assert_allclose(member_probabilities(reloaded, val.x).mean(axis=0), expected, atol=2e-5)
+    assert figures.nll_after <= figures.nll_before + 1e-9
+
+
+@pytest.mark.slow
+def test_a_model_without_a_softmax_is_refused_and_left_as_it_was(tiny_dataset):
+    import keras
+
+    inputs = keras.Input((48, 48, 1))
+    outputs = keras.layers.Dense(7, activation="sigmoid")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    weights = [w.copy() for w in model.get_weights()]
+    val = load_dataset(tiny_dataset).val
+
+    with pytest.raises(CalibrationError, match="softmax"):
+        calibrate(model, val.x, val.y)
+
+    for kept, now in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(kept, now)
+
+
+@pytest.mark.slow
+def test_the_calibrate_command_writes_the_model_its_figures_picture_and_card(tiny_dataset, tmp_path, capsys):
+    from training.architectures import build_model
+
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    build_model("custom_cnn", width=0.25).model.save(folder / "model.keras")
+    (folder / "MODEL_CARD.md").write_text(
+        "# Model card\n\n## Validation metrics\n\nOK\n\n## Limits\n\n- some\n"
+    )
+
+    for _ in range(2):  # a second calibration replaces the first one's section
+        call_command("calibrate", model=str(folder / "model.keras"), data=str(tiny_dataset))
+
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert evaluation["calibration"]["temperature"] > 0
+    assert evaluation["calibration"]["n"] == evaluation["n"] == 28
+    assert len(evaluation["accuracy_ci95"]) == 2
+    assert (folder / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+    assert card.count("## Calibration") == 1
+    assert card.index("## Calibration") < card.index("## Limits")
+    assert "expected calibration error" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_distillation_and_calibration_run_through_the_train_command(tiny_dataset, tmp_path, settings):
+    settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
+    teacher = tmp_path / "teacher.keras"
+    call_command(
+        "train",
+        data=str(tiny_dataset),
+        arch="custom_cnn",
+        width=0.25,
+        epochs=1,
+        batch_size=4,
+        run_dir=str(tmp_path / "teacher-run"),
+        export=str(teacher),
+    )
+
+    call_command(
+        "train",
+        data=str(tiny_dataset),
+        arch="mini_xception",
+        epochs=1,
+        batch_size=4,
+        teacher_model=str(teacher),
+        distill_weight=0.7,
+        run_dir=str(tmp_path / "student-run"),
+    )
+
+    run = TrainingRun.objects.latest("pk")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert "distilling from teacher.keras" in run.log_tail
+    assert "calibrated: temperature" in run.log_tail
+    assert run.metrics["calibration"]["ece_after"] >= 0
+    assert run.artifacts["reliability"] == "reliability.png"
+    assert (run.folder / "reliability.png").is_file()
+    assert "## Calibration" in (run.folder / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_run_can_skip_calibration(tiny_dataset, tmp_path, settings):
+    settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
+
+    call_command(
+        "train",
+        data=str(tiny_dataset),
+        arch="custom_cnn",
+        width=0.25,
+        epochs=1,
+        batch_size=4,
+        no_calibrate=True,
+        run_dir=str(tmp_path / "run"),
+    )
+
+    run = TrainingRun.objects.latest("pk")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert "calibration" not in run.metrics
+    assert "reliability" not in run.artifacts
+
+
+@pytest.mark.slow
+def test_the_ensemble_command_serves_the_members_mean_as_one_calibrated_file(tiny_dataset, tmp_path, capsys):
+    import keras
+
+    from training.architectures import build_model
+    from training.trainer import mirror_averaged
+
+    first, second = tmp_path / "a.keras", tmp_path / "b.keras"
+    mirror_averaged(build_model("custom_cnn", width=0.25).model).save(first)
+    mirror_averaged(build_model("mini_xception", width=0.5).model).save(second)
+    target = tmp_path / "ensemble" / "both.keras"
+    target.parent.mkdir()
+    val = load_dataset(tiny_dataset).val
+
+    call_command(
+        "ensemble", "--model", str(first), "--model", str(second), data=str(tiny_dataset), to=str(target)
+    )
+
+    ensemble = keras.models.load_model(target, safe_mode=True)
+    members = member_probabilities(ensemble, val.x)
+    evaluation = json.loads((target.parent / "evaluation.json").read_text())
+    card = (target.parent / "MODEL_CARD.md").read_text()
+    assert members.shape[0] == 4  # two networks, each on the face and its mirror image
+    np.testing.assert_allclose(
+        ensemble.predict(val.x[..., None] / 255.0, verbose=0), members.mean(0), atol=2e-5
+    )
+    assert evaluation["calibration"]["ece_after"] >= 0
+    assert "`a.keras`" in card and "`b.keras`" in card and "## Calibration" in card
+    assert (target.with_suffix(".tflite")).is_file()
+    assert "alone" in capsys.readouterr().out

@@ -1,0 +1,59 @@
+"""Average several models into one file (an ensemble), calibrated, with its card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the mean of several models as one .keras file (stock layers), calibrated on the validation "
+        "split, with evaluation.json, pictures and a model card beside it; compiled to LiteRT. Useful as a "
+        "teacher for train --teacher-model, or to serve when the compute per face allows it."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--model", action="append", required=True, help="A member .keras file (2 or more)."
+        )
+        parser.add_argument("--data", required=True, help="A dataset folder with val/ (or a CSV).")
+        parser.add_argument(
+            "--to", required=True, help="The ensemble's .keras path; its card goes beside it."
+        )
+        mirror = parser.add_mutually_exclusive_group()
+        mirror.add_argument("--mirror", action="store_true", default=None, help="Also average mirror images.")
+        mirror.add_argument("--no-mirror", dest="mirror", action="store_false", help="Never mirror faces.")
+
+    def handle(self, *args, **options) -> None:
+        from emotions.compile import CompileError, compile_model
+        from training.calibration import CalibrationError
+        from training.datasets import DatasetError
+        from training.services import model_ensemble
+
+        sources = [Path(path) for path in options["model"]]
+        missing = [str(path) for path in sources if not path.is_file()]
+        if missing:
+            raise CommandError(f"model file not found: {', '.join(missing)}")
+        target = Path(options["to"])
+        try:
+            result = model_ensemble(
+                sources=sources, data_path=options["data"], target=target, mirror=options["mirror"]
+            )
+        except (CalibrationError, DatasetError, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        for member in result["members"]:
+            self.stdout.write(f"{member['file']}: {member['accuracy']:.4f} alone")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"wrote {target}: validation accuracy {result['accuracy']:.4f}, expected calibration error "
+                f"{result['calibration'].ece_after:.4f} (temperature {result['calibration'].temperature:.3f})"
+            )
+        )
+        try:
+            compiled = compile_model(target)
+        except CompileError as exc:
+            self.stderr.write(self.style.WARNING(f"not compiled to LiteRT: {exc}"))
+            return
+        self.stdout.write(self.style.SUCCESS(f"wrote {compiled.path} (SHA-256 {compiled.sha256})"))
