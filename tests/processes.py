@@ -6,17 +6,21 @@ import os
 import signal
 import subprocess
 import sys
+from typing import IO
 
 from tests.conftest import REPO
 
 
-def start_celery_worker(env: dict[str, str], *, pool: str = "prefork") -> subprocess.Popen:
-    """Start ``celery worker`` on both queues in its own process group; output is captured."""
+def start_celery_worker(
+    env: dict[str, str], *, pool: str = "prefork", log: IO | None = None
+) -> subprocess.Popen:
+    """Start ``celery worker`` on both queues in its own process group; output is captured, or goes to
+    ``log`` (an open file: a long run's output would fill an unread pipe and stall the worker)."""
     return subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "fer_site", "worker", "-Q", "default,training",
          "--concurrency", "1", "--pool", pool, "--loglevel", "INFO",
          "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, env=env, stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )  # fmt: skip
 

@@ -163,10 +163,6 @@ def model_card(
     ``parameters`` counts the trainable network; ``best_val_accuracy`` is its best single pass during
     training, quoted when the served model averages it over mirrored faces.
     """
-    per_class = "\n".join(
-        f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
-        for label, row in metrics["per_class"].items()
-    )
     splits = dataset.get("splits", {})
     data_name = Path(dataset.get("source", "?")).name
     val_note = "; validation split from train" if dataset.get("val_from_train") else ""
@@ -190,7 +186,16 @@ def model_card(
   {training_seconds / 60:.0f} minutes of training; configuration `{json.dumps(config, sort_keys=True)}`.
 {f"- **Command**: `{command}`" if command else ""}
 
-## Validation metrics
+{_results(metrics)}"""
+
+
+def _results(metrics: dict) -> str:
+    """Return a card's sections on how well the model does: metrics, calibration, limits."""
+    per_class = "\n".join(
+        f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        for label, row in metrics["per_class"].items()
+    )
+    return f"""## Validation metrics
 
 Accuracy **{metrics["accuracy"]:.4f}** on {metrics["n"]:,} images{_interval(metrics)}
 (macro F1 {metrics["macro_f1"]:.4f}).
@@ -223,10 +228,6 @@ def ensemble_card(*, name: str, members: list[dict], mirror: bool, parameters: i
         for m in members
     )
     views = "each face and its mirror image" if mirror else "each face"
-    per_class = "\n".join(
-        f"| {label} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
-        for label, row in metrics["per_class"].items()
-    )
     return f"""# Model card: {name}
 
 - **Ensemble** of {len(members)} networks ({parameters:,} parameters in all), served as one file: the mean
@@ -238,16 +239,7 @@ def ensemble_card(*, name: str, members: list[dict], mirror: bool, parameters: i
 |---|---|---|---|
 {rows}
 
-## Validation metrics
-
-Accuracy **{metrics["accuracy"]:.4f}** on {metrics["n"]:,} images{_interval(metrics)}
-(macro F1 {metrics["macro_f1"]:.4f}).
-
-| class | precision | recall | F1 | support |
-|---|---|---|---|---|
-{per_class}
-{calibration_section(metrics.get("calibration"))}
-{_limits(metrics)}"""
+{_results(metrics)}"""
 
 
 def _interval(metrics: dict) -> str:

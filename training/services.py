@@ -391,26 +391,35 @@ def model_calibrate(*, source: Path, data_path: str, target: Path) -> dict:
     with the calibration figures) and, where a model card is already there, that card with its
     calibration section added or replaced. Raises CalibrationError for a model that cannot be scaled.
     """
-    import json
 
     import keras
 
-    from training.calibration import calibrate, plot_reliability
     from training.datasets import load_evaluation_split
-    from training.evaluation import calibration_section, evaluate
+    from training.evaluation import calibration_section
 
     split, _ = load_evaluation_split(data_path, split="val")
     model = keras.models.load_model(source, safe_mode=True)
-    calibration, members = calibrate(model, split.x, split.y)
-    _model_save(model, target)
-    metrics = {**evaluate(model, split), "calibration": calibration.as_dict()}
-    folder = target.parent
-    (folder / "evaluation.json").write_text(json.dumps(metrics, indent=1))
-    plot_reliability(members, split.y, calibration, folder / "reliability.png")
-    card = folder / "MODEL_CARD.md"
+    metrics = _calibrated_write(model, split, target)
+    card = target.parent / "MODEL_CARD.md"
     if card.is_file():
         card.write_text(_card_with_section(card.read_text(), calibration_section(metrics["calibration"])))
-    return {"model": str(target), "accuracy": metrics["accuracy"], "calibration": calibration}
+    return {"model": str(target), "accuracy": metrics["accuracy"], "calibration": metrics["calibration"]}
+
+
+def _calibrated_write(model, split, target: Path) -> dict:
+    """Calibrate ``model`` on ``split``, save it to ``target`` and write its evaluation.json and
+    reliability.png beside it; return its metrics, with the calibration figures."""
+    import json
+
+    from training.calibration import calibrate, plot_reliability
+    from training.evaluation import evaluate
+
+    calibration, answers = calibrate(model, split.x, split.y)
+    _model_save(model, target)
+    metrics = {**evaluate(model, split), "calibration": calibration.as_dict()}
+    (target.parent / "evaluation.json").write_text(json.dumps(metrics, indent=1))
+    plot_reliability(answers, split.y, calibration, target.parent / "reliability.png")
+    return metrics
 
 
 def _card_with_section(card: str, section: str) -> str:
@@ -434,11 +443,9 @@ def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror:
 
     ``mirror`` None: mirror faces when every member did.
     """
-    import json
 
     import keras
 
-    from training.calibration import calibrate, plot_reliability
     from training.datasets import load_evaluation_split
     from training.evaluation import ensemble_card, evaluate, plot_confusion_matrix
     from training.trainer import averaged, leaf_networks
@@ -464,12 +471,8 @@ def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror:
             networks.append(leaf)
     mirror = all(mirrors) if mirror is None else mirror
     model = averaged(networks, mirror=mirror, name=target.stem)
-    calibration, answers = calibrate(model, split.x, split.y)
-    _model_save(model, target)
-    metrics = {**evaluate(model, split), "calibration": calibration.as_dict()}
+    metrics = _calibrated_write(model, split, target)
     folder = target.parent
-    (folder / "evaluation.json").write_text(json.dumps(metrics, indent=1))
-    plot_reliability(answers, split.y, calibration, folder / "reliability.png")
     plot_confusion_matrix(metrics, folder / "confusion_matrix.png")
     card = ensemble_card(
         name=target.stem,
@@ -483,5 +486,5 @@ def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror:
         "model": str(target),
         "accuracy": metrics["accuracy"],
         "members": members,
-        "calibration": calibration,
+        "calibration": metrics["calibration"],
     }

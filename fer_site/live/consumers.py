@@ -159,6 +159,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         session, self.session = self.session, None
         if session is not None:
+            # Cancelled tasks keep a cycle (consumer, task, frame) alive until the garbage collector runs:
+            # the admin's "visitors connected now" must not count it meanwhile.
+            LIVE_SESSIONS.discard(session)
             logger.debug("live session closed (%s) after %d frames", code, session.frames_analysed)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

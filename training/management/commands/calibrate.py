@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from training.management.commands._litert import compile_beside
+
 
 class Command(BaseCommand):
     help = (
@@ -21,7 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--to", help="Where to write the calibrated model (default: over --model).")
 
     def handle(self, *args, **options) -> None:
-        from emotions.compile import CompileError, compile_model
         from training.calibration import CalibrationError
         from training.datasets import DatasetError
         from training.services import model_calibrate
@@ -37,13 +38,9 @@ class Command(BaseCommand):
         figures = result["calibration"]
         self.stdout.write(
             self.style.SUCCESS(
-                f"wrote {target}: temperature {figures.temperature:.3f}, expected calibration error "
-                f"{figures.ece_before:.4f} -> {figures.ece_after:.4f}, accuracy {result['accuracy']:.4f}"
+                f"wrote {target}: temperature {figures['temperature']:.3f}, expected calibration error "
+                f"{figures['ece_before']:.4f} -> {figures['ece_after']:.4f}, "
+                f"accuracy {result['accuracy']:.4f}"
             )
         )
-        try:
-            compiled = compile_model(target)
-        except CompileError as exc:
-            self.stderr.write(self.style.WARNING(f"not compiled to LiteRT: {exc}"))
-            return
-        self.stdout.write(self.style.SUCCESS(f"wrote {compiled.path} (SHA-256 {compiled.sha256})"))
+        compile_beside(self, target)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from training.management.commands._litert import compile_beside
+
 
 class Command(BaseCommand):
     help = (
@@ -27,7 +29,6 @@ class Command(BaseCommand):
         mirror.add_argument("--no-mirror", dest="mirror", action="store_false", help="Never mirror faces.")
 
     def handle(self, *args, **options) -> None:
-        from emotions.compile import CompileError, compile_model
         from training.calibration import CalibrationError
         from training.datasets import DatasetError
         from training.services import model_ensemble
@@ -45,15 +46,11 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         for member in result["members"]:
             self.stdout.write(f"{member['file']}: {member['accuracy']:.4f} alone")
+        figures = result["calibration"]
         self.stdout.write(
             self.style.SUCCESS(
                 f"wrote {target}: validation accuracy {result['accuracy']:.4f}, expected calibration error "
-                f"{result['calibration'].ece_after:.4f} (temperature {result['calibration'].temperature:.3f})"
+                f"{figures['ece_after']:.4f} (temperature {figures['temperature']:.3f})"
             )
         )
-        try:
-            compiled = compile_model(target)
-        except CompileError as exc:
-            self.stderr.write(self.style.WARNING(f"not compiled to LiteRT: {exc}"))
-            return
-        self.stdout.write(self.style.SUCCESS(f"wrote {compiled.path} (SHA-256 {compiled.sha256})"))
+        compile_beside(self, target)

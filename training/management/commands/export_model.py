@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from training.management.commands._litert import compile_beside
 from training.services import model_package
 
 
@@ -45,17 +46,4 @@ class Command(BaseCommand):
                 f"after {result['epochs_done']} epochs"
             )
         )
-        from emotions.compile import CompileError, compile_model
-
-        try:
-            compiled = compile_model(result["model"])
-        except CompileError as exc:
-            # The model still ships; only the Keras backend (EMOTIONS_BACKEND) can serve it.
-            self.stderr.write(self.style.WARNING(f"not compiled to LiteRT: {exc}"))
-            return
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"wrote {compiled.path} (SHA-256 {compiled.sha256}): largest difference from Keras "
-                f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
-            )
-        )
+        compile_beside(self, result["model"])

@@ -1,0 +1,25 @@
+"""What the commands that write a model file say about compiling it to LiteRT beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand
+
+
+def compile_beside(command: BaseCommand, model_path: str | Path) -> None:
+    """Compile ``model_path`` to LiteRT beside it and say so; a model that does not compile still ships,
+    and only the Keras backend (EMOTIONS_BACKEND) can serve it."""
+    from emotions.compile import CompileError, compile_model
+
+    try:
+        compiled = compile_model(model_path)
+    except CompileError as exc:
+        command.stderr.write(command.style.WARNING(f"not compiled to LiteRT: {exc}"))
+        return
+    command.stdout.write(
+        command.style.SUCCESS(
+            f"wrote {compiled.path} (SHA-256 {compiled.sha256}): largest difference from Keras "
+            f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
+        )
+    )
