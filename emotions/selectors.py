@@ -29,6 +29,8 @@ class ModelFigures:
     per_class_f1: dict[str, float] = field(default_factory=dict)
     n: int | None = None
     version: ModelVersion | None = None
+    # Expected calibration error on val after calibration (None: not calibrated, or not recorded).
+    calibration_error: float | None = None
 
     @property
     def is_default(self) -> bool:
@@ -41,6 +43,8 @@ class FigureRow:
     current: float | None
     new: float | None
     percent: bool = False
+    lower_is_better: bool = False
+    warns: bool = True  # whether being worse here makes the activation page warn
 
     def _format(self, value: float | None, *, sign: bool = False) -> str:
         if value is None:
@@ -70,7 +74,7 @@ class FigureRow:
     @property
     def worse(self) -> bool:
         delta = self.delta
-        return delta is not None and delta < 0
+        return delta is not None and (delta > 0 if self.lower_is_better else delta < 0)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class ModelComparison:
     @property
     def worse(self) -> list[str]:
         """Return the headline figures on which the new model scores lower, e.g. ``["val accuracy"]``."""
-        return [row.label for row in self.headline if row.worse]
+        return [row.label for row in self.headline if row.worse and row.warns]
 
 
 def model_figures(*, version: ModelVersion | None) -> ModelFigures:
@@ -100,6 +104,7 @@ def model_figures(*, version: ModelVersion | None) -> ModelFigures:
         per_class_f1=_per_class_f1(metrics.get("per_class")),
         n=metrics.get("n"),
         version=version,
+        calibration_error=_calibration_error(metrics),
     )
 
 
@@ -119,6 +124,7 @@ def model_default_figures() -> ModelFigures:
         macro_f1=_number(metrics.get("macro_f1")),
         per_class_f1=_per_class_f1(metrics.get("per_class")),
         n=metrics.get("n"),
+        calibration_error=_calibration_error(metrics),
     )
 
 
@@ -132,6 +138,13 @@ def model_comparison(*, current: ModelFigures, new: ModelFigures) -> ModelCompar
     headline = [
         FigureRow("val accuracy", current.accuracy, new.accuracy, percent=True),
         FigureRow("macro F1", current.macro_f1, new.macro_f1),
+        FigureRow(
+            "calibration error (ECE)",
+            current.calibration_error,
+            new.calibration_error,
+            lower_is_better=True,
+            warns=False,
+        ),
     ]
     classes = [c for c in EMOTIONS if c in current.per_class_f1 or c in new.per_class_f1]
     per_class = [FigureRow(f"F1 {c}", current.per_class_f1.get(c), new.per_class_f1.get(c)) for c in classes]
@@ -154,6 +167,11 @@ def model_served_since() -> datetime | None:
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+def _calibration_error(metrics: dict[str, Any]) -> float | None:
+    calibration = metrics.get("calibration")
+    return _number(calibration.get("ece_after")) if isinstance(calibration, dict) else None
 
 
 def _per_class_f1(per_class: Any) -> dict[str, float]:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY_S = 5.0
+# What the registry keeps of a model's evaluation (the confusion matrix stays in the run's folder).
+REGISTERED_METRICS = ("accuracy", "accuracy_ci95", "loss", "macro_f1", "n", "per_class", "calibration")
 SERVED_MODEL = "served.keras"  # in a run's folder: the trained model, calibrated
 
 
@@ -271,7 +273,11 @@ def model_version_register(
         file_path=stored,
         sha256=file_sha256(path),
         input_spec={"shape": list(INPUT_SHAPE), "scale": "[0, 1]", "classes": list(EMOTIONS)},
-        metrics={k: metrics[k] for k in ("accuracy", "loss", "macro_f1", "n", "per_class") if k in metrics},
+        metrics={
+            k: metrics[k]
+            for k in ("accuracy", "accuracy_ci95", "loss", "macro_f1", "n", "per_class", "calibration")
+            if k in metrics
+        },
     )
     model_version_compile(version=version)
     if activate:

@@ -94,14 +94,20 @@ def test_its_comparison_flags_the_figures_on_which_the_new_model_is_worse():
     current = model_figures(
         version=version("a", metrics={"accuracy": 0.6, "macro_f1": 0.5, "per_class": {"sad": {"f1": 0.4}}})
     )
+    calibrated = {"calibration": {"ece_after": 0.05}}
     new = model_figures(
-        version=version("b", metrics={"accuracy": 0.65, "macro_f1": 0.45, "per_class": {"sad": {"f1": 0.5}}})
+        version=version(
+            "b",
+            metrics={"accuracy": 0.65, "macro_f1": 0.45, "per_class": {"sad": {"f1": 0.5}}, **calibrated},
+        )
     )
 
     comparison = model_comparison(current=current, new=new)
 
     assert comparison.worse == ["macro F1"]
-    accuracy, macro_f1 = comparison.headline
+    accuracy, macro_f1, calibration = comparison.headline
+    # Calibration error is shown, lower is better; an uncalibrated current model is unknown, not better.
+    assert (calibration.current_display, calibration.new_display, calibration.worse) == ("—", "0.050", False)
     assert (accuracy.current_display, accuracy.new_display, accuracy.delta_display) == (
         "60.0%",
         "65.0%",
@@ -119,3 +125,17 @@ def test_its_comparison_treats_missing_figures_as_unknown_not_worse():
 
     assert comparison.worse == []
     assert comparison.headline[0].new_display == "—"
+
+
+@pytest.mark.django_db
+def test_a_higher_calibration_error_is_shown_as_worse_without_warning():
+    def figures(name: str, ece: float):
+        metrics = {"accuracy": 0.6, "macro_f1": 0.5, "calibration": {"ece_after": ece}}
+        return model_figures(version=version(name, metrics=metrics))
+
+    comparison = model_comparison(current=figures("a", 0.02), new=figures("b", 0.06))
+
+    calibration = comparison.headline[-1]
+    assert calibration.label == "calibration error (ECE)"
+    assert calibration.worse and calibration.delta_display == "+0.040"
+    assert comparison.worse == []  # accuracy decides the warning; calibration is shown beside it
