@@ -11,12 +11,14 @@ import pytest
 
 from emotions.detector import (
     KEYPOINTS,
+    MAX_SCAN_SIDE,
     MODEL_DIR,
     BlazeFaceDetector,
     Face,
     FaceDetector,
     FaceTrack,
     HaarFaceDetector,
+    _merge,
     as_face,
 )
 
@@ -277,6 +279,77 @@ def test_blazeface_returns_every_face_largest_first(blazeface, astronaut_gray):
     assert len(faces) == 2
     assert faces[0].box[2] * faces[0].box[3] > faces[1].box[2] * faces[1].box[3]
     assert centre(faces[0].box)[0] < 480 < centre(faces[1].box)[0]
+
+
+@pytest.mark.parametrize("height", [240, 360, 480, 512, 720, 960])
+def test_blazeface_finds_the_astronaut_alone_at_every_frame_size(blazeface, astronaut_gray, height):
+    # The neck ring of her suit scores about 0.7 as a small face at some scales: the mirrored look
+    # and never enlarging the frame keep it out.
+    frame = cv2.resize(astronaut_gray, (height, height), interpolation=cv2.INTER_AREA)
+    frame = cv2.copyMakeBorder(frame, 0, 0, 0, height // 3, cv2.BORDER_CONSTANT, value=0)
+
+    faces = blazeface.detect(frame)
+
+    assert len(faces) == 1
+    assert_on_the_astronaut(faces[0], height / 512)
+
+
+def test_blazeface_looks_at_the_whole_frame_at_once_as_its_window_would(blazeface, astronaut_gray):
+    # The model is fully convolutional: run on a frame larger than its 128×128 input, it finds a
+    # face where its own input, cut around the face, finds it.
+    frame = np.full((480, 640), 100, dtype=np.uint8)
+    frame[120:376, 300:556] = cv2.resize(astronaut_gray, (256, 256), interpolation=cv2.INTER_AREA)
+    model = blazeface._model()
+
+    scanned = _merge([model.scan(frame, 0.5, 0.5)], frame.shape)
+    window = _merge([model.candidates(frame[120:376, 300:556], (300, 120), 0.5)], frame.shape)
+
+    assert len(scanned) == 1 and len(window) == 1
+    assert max(abs(a - b) for a, b in zip(scanned[0].box, window[0].box, strict=True)) <= 6
+    right, left = scanned[0].eyes
+    assert right[0] < left[0] and abs(right[0] - window[0].eyes[0][0]) <= 4
+
+
+@pytest.mark.parametrize(
+    ("shape", "fine"),
+    [((480, 640), 128 / 240), ((960, 1280), 128 / 480), ((240, 320), 1.0), ((100, 100), None)],
+)
+def test_blazeface_scans_coarse_then_fine_never_enlarging_the_frame(blazeface, shape, fine):
+    coarse_scale, fine_scale = blazeface.scales(shape)
+
+    assert coarse_scale == pytest.approx(128 / max(shape))
+    assert fine_scale == (pytest.approx(fine) if fine else None)
+
+
+def test_blazeface_scans_a_very_wide_frame_within_bounds(blazeface):
+    frame = np.random.default_rng(0).integers(0, 256, (40, 3000), dtype=np.uint8)
+
+    _, fine_scale = blazeface.scales(frame.shape)
+
+    assert fine_scale is None or round(3000 * fine_scale) <= MAX_SCAN_SIDE
+    assert blazeface.detect(frame) == []
+
+
+def test_blazeface_keeps_a_bounded_number_of_interpreters(blazeface):
+    model = blazeface._model()
+    for height in range(60, 1000, 40):
+        blazeface.detect(np.full((height, 640), 128, np.uint8))
+
+    assert len(model._inputs) <= model.MAX_INPUTS
+
+
+def test_blazeface_needs_a_weak_face_to_score_mirrored_too(blazeface, astronaut_gray):
+    face = blazeface.detect(astronaut_gray)[0]
+
+    # The fine look's faces (confirm score 0.7) are held to the mean of the look and its mirror;
+    # the coarse look's (min_score) are not looked at mirrored.
+    confirmed = blazeface._confirm(astronaut_gray, face.box, 0.7)
+    plain = blazeface._confirm(astronaut_gray, face.box, blazeface.min_score)
+    mirrored = blazeface._look(astronaut_gray, plain.box, mirrored=True)
+
+    assert mirrored is not None and mirrored.score > 0.7
+    assert confirmed.score == pytest.approx(min(plain.score, (plain.score + mirrored.score) / 2))
+    assert confirmed.box == plain.box
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
