@@ -360,7 +360,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "default": Preset(
         label="Default recipe",
-        help="The recipe of the shipped default model: 63 % on FER-2013, about 50 minutes on 2 CPU cores.",
+        help="The shipped default's first cycle: 63 % on FER-2013, about 50 minutes on 2 CPU cores.",
         values={
             "architecture": "custom_cnn",
             "width": 0.5,
