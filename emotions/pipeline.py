@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -100,8 +101,12 @@ class EmotionPipeline:
         max_pixels: int,
         *,
         classifier: object | None = None,
+        threads: int = 2,
     ) -> None:
         self.detector = detector
+        # Streams' frames are prepared here, not in asyncio's default executor (cores + 4 threads): each
+        # thread keeps its own detector interpreters, and more threads than cores only queue for them.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception")
         self.batcher = batcher
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -141,10 +146,14 @@ class EmotionPipeline:
         (which makes detection several times cheaper on the frames that follow).
         """
         started = time.perf_counter()
-        prepared = await asyncio.to_thread(self.prepare, data, track)
+        prepared = await asyncio.get_running_loop().run_in_executor(self._pool, self.prepare, data, track)
         classify_started = time.perf_counter()
         probabilities = await self.batcher.classify(prepared.faces)
         return self._finish(prepared, probabilities, tracker, classify_started, started)
+
+    def close(self) -> None:
+        """Stop the perception threads once the frames they hold are prepared."""
+        self._pool.shutdown(wait=False)
 
     def analyze_sync(
         self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None

@@ -66,8 +66,9 @@ class EmotionEngine:
     classifier: HotSwapClassifier
 
     def close(self) -> None:
-        """Stop the batch worker; queued requests are answered first."""
+        """Stop the batch worker and the perception threads; queued requests are answered first."""
         self.batcher.close()
+        self.pipeline.close()
 
 
 _engine: EmotionEngine | None = None
@@ -163,6 +164,7 @@ def _emotion_engine_build() -> EmotionEngine:
         max_bytes=settings.EMOTIONS_MAX_IMAGE_BYTES,
         max_pixels=settings.EMOTIONS_MAX_IMAGE_PIXELS,
         classifier=classifier,
+        threads=settings.EMOTIONS_PERCEPTION_THREADS,
     )
     # Loading the model takes a moment (seconds with TensorFlow): start before the first frame.
     classifier.start()

@@ -336,6 +336,11 @@ EMOTIONS_BATCH_QUEUE_SIZE = env_int("EMOTIONS_BATCH_QUEUE_SIZE", 256, min_value=
 EMOTIONS_LITERT_THREADS = env_int("EMOTIONS_LITERT_THREADS", 1, min_value=1, max_value=64)
 # Threads running batches side by side (with LiteRT, each with its own interpreter): enough to keep
 # every core busy, i.e. cores / EMOTIONS_LITERT_THREADS with LiteRT, one per core with Keras.
+# Threads that decode frames, find faces and cut them out for the live page (each holds its own face
+# detector interpreters, so this also bounds the memory they take): one per core.
+EMOTIONS_PERCEPTION_THREADS = env_int(
+    "EMOTIONS_PERCEPTION_THREADS", os.cpu_count() or 1, min_value=1, max_value=64
+)
 EMOTIONS_BATCH_WORKERS = env_int(
     "EMOTIONS_BATCH_WORKERS",
     max(1, (os.cpu_count() or 1) // EMOTIONS_LITERT_THREADS)

@@ -117,6 +117,27 @@ async def test_it_analyses_frames_of_concurrent_streams_in_shared_batches(detect
     assert len(classifier.batch_sizes) == 2 and sum(classifier.batch_sizes) == 6
 
 
+async def test_streams_frames_are_prepared_by_its_own_few_threads(detector, classifier, astronaut_jpeg):
+    import asyncio
+    import threading
+
+    seen: set[str] = set()
+
+    class Recording:
+        def detect(self, gray):
+            seen.add(threading.current_thread().name)
+            return detector.detect(gray)
+
+    with MicroBatcher(classifier.predict, max_batch=32, max_wait_ms=0, queue_size=64) as batcher:
+        pipeline = EmotionPipeline(Recording(), batcher, threads=2, **LIMITS)
+        results = await asyncio.gather(*(pipeline.analyze(astronaut_jpeg) for _ in range(12)))
+        pipeline.close()
+
+    # Each thread keeps its own detector interpreters: their number, not the event loop's, bounds them.
+    assert all(len(result.faces) == 1 for result in results)
+    assert 1 <= len(seen) <= 2 and all(name.startswith("attune-perception") for name in seen)
+
+
 def test_it_classifies_the_faces_of_several_images_in_one_batch(
     pipeline, classifier, astronaut_jpeg, noise_jpeg
 ):
