@@ -22,6 +22,7 @@ from scipy.optimize import minimize_scalar
 
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
+from training.trainer import leaf_networks
 
 ECE_BINS = 15
 TEMPERATURE_BOUNDS = (0.05, 20.0)
@@ -160,7 +161,7 @@ def calibration_measure(members: np.ndarray, labels: np.ndarray, temperature: fl
 
 def temperature_apply(model: keras.Model, temperature: float) -> None:
     """Divide the logits of every network inside ``model`` by ``temperature``, in place."""
-    for network in _networks(model):
+    for network in leaf_networks(model)[0]:
         layer = _logits_layer(network)
         kernel, *rest = layer.get_weights()
         layer.set_weights([kernel / temperature, *(bias / temperature for bias in rest)])
@@ -172,24 +173,13 @@ def calibrate(model: keras.Model, faces: np.ndarray, labels: np.ndarray) -> tupl
 
     Raises CalibrationError, leaving the model as it was, when its structure does not allow it.
     """
-    for network in _networks(model):
+    for network in leaf_networks(model)[0]:
         _logits_layer(network)  # refuse before fitting anything
     members = member_probabilities(model, faces)
     temperature = fit_temperature(members, labels)
     figures = calibration_measure(members, labels, temperature)
     temperature_apply(model, temperature)
     return figures, members
-
-
-def _networks(model: keras.Model) -> list[keras.Model]:
-    """Return the distinct networks whose softmax the served model outputs or averages."""
-    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if not inner:
-        return [model]
-    unique: dict[int, keras.Model] = {}
-    for network in inner:
-        unique.setdefault(id(network), network)
-    return list(unique.values())
 
 
 def _logits_layer(network: keras.Model) -> keras.layers.Layer:

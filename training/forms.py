@@ -103,15 +103,6 @@ class TrainingRunStartForm(forms.Form):
             raise forms.ValidationError(f"{value} does not exist on this server.")
         return value
 
-    def clean_max_per_class(self) -> int:
-        return _or_default(self.cleaned_data.get("max_per_class"), "max_per_class")
-
-    def clean_distill_weight(self) -> float:
-        return _or_default(self.cleaned_data.get("distill_weight"), "distill_weight")
-
-    def clean_ferplus_weight(self) -> float:
-        return _or_default(self.cleaned_data.get("ferplus_weight"), "ferplus_weight")
-
     def clean_ferplus_dir(self) -> str | None:
         value = self.cleaned_data.get("ferplus_dir") or None
         if value and not Path(value).is_dir():
@@ -129,6 +120,9 @@ class TrainingRunStartForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        for name in OPTIONAL_NUMBERS:
+            if name in cleaned and cleaned[name] is None:
+                cleaned[name] = OPTIONS[name].default
         # A typed path wins over the picked one: it is what the operator changed last.
         path = cleaned.get("dataset_path") or cleaned.get("dataset")
         if path:
@@ -151,7 +145,3 @@ def _file_on_server(value: str | None) -> str | None:
     if value and not Path(value).is_file():
         raise forms.ValidationError(f"{value} is not a file on this server.")
     return value or None
-
-
-def _or_default(value: Any, name: str) -> Any:
-    return OPTIONS[name].default if value is None else value
