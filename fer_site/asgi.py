@@ -11,10 +11,9 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from fer_site.live.limits import ClientConnectionLimits  # noqa: E402
+from fer_site.live.limits import AllowedHostsOrigins, ClientConnectionLimits  # noqa: E402
 from fer_site.request_limits import (  # noqa: E402
     install_daphne_body_limit,
     install_daphne_ping_every_connection,
@@ -34,7 +33,7 @@ if os.environ.get("ATTUNE_PRELOAD_ENGINE") == "1":
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": AllowedHostsOrigins(
             ClientConnectionLimits(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
                 max_open=settings.LIVE_MAX_CONNECTIONS_PER_CLIENT,

@@ -11,6 +11,17 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import urlparse
+
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+
+
+async def refuse_handshake(receive, send, code: int | None = None) -> None:
+    """Close a WebSocket before accepting it (daphne answers 403) and end, touching no channel layer."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"} if code is None else {"type": "websocket.close", "code": code})
 
 
 class RateGate:
@@ -116,9 +127,7 @@ class ClientConnectionLimits:
             return
         client = (scope.get("client") or ("unknown",))[0]
         if not self._admit(client):
-            message = await receive()
-            if message["type"] == "websocket.connect":
-                await send({"type": "websocket.close", "code": 4429})
+            await refuse_handshake(receive, send, 4429)
             return
         self.open[client] = self.open.get(client, 0) + 1
         try:
@@ -144,3 +153,33 @@ class ClientConnectionLimits:
         # A client whose bucket has filled up again is like a new one: nothing to remember.
         for client in [c for c, gate in self._gates.items() if gate.full and c not in self.open]:
             del self._gates[client]
+
+
+class AllowedHostsOrigins(OriginValidator):
+    """Channels' ``AllowedHostsOriginValidator``, refusing a foreign origin without a consumer.
+
+    Channels refuses with a consumer that opens a channel-layer receive (under Redis a blocking pop
+    repeated every few seconds) and keeps it until the client goes; a refused handshake should cost
+    nothing. The origin rules are Channels' own (``valid_origin``).
+    """
+
+    def __init__(self, application) -> None:
+        allowed_hosts = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed_hosts:
+            allowed_hosts = ["localhost", "127.0.0.1", "[::1]"]
+        super().__init__(application, allowed_hosts)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "websocket":
+            raise ValueError("AllowedHostsOrigins guards WebSocket connections only")
+        origin = None
+        for name, value in scope.get("headers", []):
+            if name == b"origin":
+                try:
+                    origin = urlparse(value.decode("latin1"))
+                except UnicodeDecodeError:
+                    origin = None
+        if self.valid_origin(origin):
+            await self.application(scope, receive, send)
+        else:
+            await refuse_handshake(receive, send)

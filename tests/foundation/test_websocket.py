@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -54,3 +55,16 @@ async def test_it_refuses_a_websocket_from_a_foreign_origin():
     connected, _ = await communicator.connect()
 
     assert not connected
+    # Nothing stays behind for a refused handshake: no consumer, no channel-layer receive waiting for
+    # the client to go (Channels' own denier keeps one, a blocking Redis pop, until then).
+    ended, _ = await asyncio.wait([communicator.future], timeout=1)
+    assert ended, "the refused connection's application is still running"
+
+
+async def test_it_still_accepts_the_sites_own_origin_after_refusing_one():
+    refused = WebsocketCommunicator(application, "/ws/ping/", headers=[(b"origin", b"http://evil.example")])
+    assert not (await refused.connect())[0]
+
+    reply = await ping_round_trip("after a refusal")
+
+    assert reply == {"type": "pong", "echo": "after a refusal"}
