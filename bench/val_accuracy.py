@@ -2,11 +2,13 @@
 
     python bench/val_accuracy.py [--data ../shared/data/fer2013] [--model PATH.keras] [--json] [--out FILE]
 
-Both backends classify every ``val`` image through the serving code
-(``emotions.classifier``: Keras's frozen TensorFlow function, and the compiled
-``.tflite`` file under LiteRT with XNNPACK), after the one preprocessing path
+Every ``val`` image is classified through the serving code
+(``emotions.classifier``: Keras's frozen TensorFlow function; the compiled
+``.tflite`` file served, under LiteRT with XNNPACK, int8 weights where
+``compile_model`` kept them; and the same model compiled with float32 weights
+into a temporary folder), after the one preprocessing path
 (``emotions.preprocessing.to_model_input``). Reports each one's accuracy and
-macro F1, how often the two name the same class, the largest difference
+macro F1, how often each LiteRT file names Keras's class, the largest difference
 between their probabilities, and the time each took.
 """
 
@@ -16,7 +18,9 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from emotions.classifier import KerasClassifier, LiteRTClassifier, litert_record_read  # noqa: E402
+from emotions.classifier import (  # noqa: E402
+    KerasClassifier,
+    LiteRTClassifier,
+    litert_record_path,
+    litert_record_read,
+)
 from emotions.preprocessing import to_model_input  # noqa: E402
 from training.datasets import load_evaluation_split  # noqa: E402
 from training.evaluation import compute_metrics  # noqa: E402
@@ -63,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         "keras": KerasClassifier(args.model, version=args.model.stem),
         "litert": LiteRTClassifier(litert_path, sha256=sha256, version=args.model.stem, num_threads=2),
     }
+    with tempfile.TemporaryDirectory(prefix="attune-val-") as folder:
+        from emotions.compile import compile_model
+
+        as_float = compile_model(Path(shutil.copy(args.model, folder)), int8=False)
+        served["litert-float32"] = LiteRTClassifier(as_float.path, sha256=as_float.sha256, num_threads=2)
+    weights = json.loads(litert_record_path(args.model).read_text()).get("weights", "float32")
     results: dict = {}
     probabilities = {}
     for backend, classifier in served.items():
@@ -73,21 +88,24 @@ def main(argv: list[str] | None = None) -> int:
             "macro_f1": round(metrics["macro_f1"], 4),
             "seconds": round(seconds, 2),
         }
+        if backend != "keras":
+            results[backend].update(
+                accuracy_difference_points=round(
+                    (metrics["accuracy"] - results["keras"]["accuracy"]) * 100, 2
+                ),
+                same_class=round(
+                    float((probabilities["keras"].argmax(1) == probabilities[backend].argmax(1)).mean()), 5
+                ),
+                max_abs_diff=float(np.abs(probabilities["keras"] - probabilities[backend]).max()),
+            )
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "command": " ".join(["python", "bench/val_accuracy.py", *(argv or sys.argv[1:])]),
         "model": args.model.name,
-        "litert_file": litert_path.name,
+        "litert_file": f"{litert_path.name} ({weights} weights)",
         "split": f"{args.data.name}/{name}",
         "images": len(split),
         "backends": results,
-        "accuracy_difference_points": round(
-            abs(results["keras"]["accuracy"] - results["litert"]["accuracy"]) * 100, 2
-        ),
-        "same_class": round(
-            float((probabilities["keras"].argmax(1) == probabilities["litert"].argmax(1)).mean()), 5
-        ),
-        "max_abs_diff": float(np.abs(probabilities["keras"] - probabilities["litert"]).max()),
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,13 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['model']} on {report['split']} ({report['images']} images) · {report['machine']}")
-    print(f"{'backend':<8}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}")
+    print(f"{'backend':<16}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}   vs Keras")
     for backend, row in results.items():
-        print(f"{backend:<8}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}")
-    print(
-        f"same class for {report['same_class']:.2%} of images; largest probability difference "
-        f"{report['max_abs_diff']:.2g}; accuracy differs by {report['accuracy_difference_points']} points"
-    )
+        versus = (
+            f"   same class {row['same_class']:.2%}, probabilities within {row['max_abs_diff']:.2g}, "
+            f"accuracy {row['accuracy_difference_points']:+.2f} points"
+            if "same_class" in row
+            else ""
+        )
+        print(f"{backend:<16}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}{versus}")
+    print(f"litert: the served file, {report['litert_file']}")
     return 0
 
 

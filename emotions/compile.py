@@ -7,9 +7,12 @@ worker, when it registers a model, and management commands. TensorFlow is
 imported lazily, inside :func:`compile_model`.
 
 A compiled file is written beside its model (``X.keras`` → ``X.tflite``) with a
-record, ``X.litert.json``: its SHA-256, the model's, and the largest difference
-between the two models' probabilities on :func:`sample_faces`. A file whose
-difference exceeds :data:`~emotions.classifier.LITERT_TOLERANCE` is refused.
+record, ``X.litert.json``: its SHA-256, the model's, its weights' type, and the
+largest difference between the two models' probabilities on :func:`sample_faces`.
+Weights are stored as int8 (dynamic-range quantization, several times faster under
+XNNPACK) when that file stays within
+:data:`~emotions.classifier.LITERT_INT8_TOLERANCE` of Keras, otherwise as float32
+within :data:`~emotions.classifier.LITERT_TOLERANCE`; a file beyond both is refused.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import cv2
 import numpy as np
 
 from emotions.classifier import (
+    LITERT_INT8_TOLERANCE,
     LITERT_TOLERANCE,
     LiteRTClassifier,
     ModelFileError,
@@ -55,6 +59,8 @@ class CompiledModel:
     source: Path
     source_sha256: str
     max_abs_diff: float
+    tolerance: float
+    weights: str  # "int8" or "float32"
     sample_faces: int
     seconds: float
     converter: str
@@ -67,8 +73,9 @@ class CompiledModel:
             "sha256": self.sha256,
             "source": self.source.name,
             "source_sha256": self.source_sha256,
+            "weights": self.weights,
             "max_abs_diff": self.max_abs_diff,
-            "tolerance": LITERT_TOLERANCE,
+            "tolerance": self.tolerance,
             "sample_faces": self.sample_faces,
             "converter": self.converter,
             "runtime": self.runtime,
@@ -147,14 +154,18 @@ def compile_model(
     keras_path: str | Path,
     *,
     faces: np.ndarray | None = None,
-    tolerance: float = LITERT_TOLERANCE,
+    int8: bool = True,
+    tolerance: float | None = None,
     write_record: bool = True,
 ) -> CompiledModel:
     """Compile the ``.keras`` model at ``keras_path`` to ``.tflite`` beside it, verified against Keras.
 
     ``faces``: (n, 48, 48, 1) float32 in [0, 1] to compare the two on (default :func:`sample_faces`),
-    one by one and as one batch, the two ways the server runs them. Raises :class:`CompileError`
-    when the model cannot be converted or differs by more than ``tolerance``; then no file is left.
+    one by one and as one batch, the two ways the server runs them. ``int8``: first try int8 weights,
+    kept when within ``tolerance`` (default ``LITERT_INT8_TOLERANCE``); otherwise (or with
+    ``int8=False``) float32 weights, within ``tolerance`` (default ``LITERT_TOLERANCE``).
+    Raises :class:`CompileError` when the model cannot be converted or differs by more than
+    allowed; then no file is left.
     """
     source = Path(keras_path)
     target = source.with_suffix(".tflite")
@@ -169,25 +180,36 @@ def compile_model(
     try:
         model = keras.saving.load_model(source, compile=False, safe_mode=True)
         expected = np.asarray(model(faces, training=False), dtype=np.float32)
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        # The exporter prints the SavedModel's signature on stdout; a command's output stays its own.
-        with contextlib.redirect_stdout(io.StringIO()):
-            content = converter.convert()
-    except Exception as exc:  # Keras and the converter raise many types for what they cannot handle
+    except Exception as exc:  # Keras raises many types for what it cannot load
         raise CompileError(f"could not compile {source.name} to LiteRT: {type(exc).__name__}: {exc}") from exc
 
-    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
-    partial.write_bytes(content)
-    try:
-        max_abs_diff = _verify(partial, faces, expected)
-        if not max_abs_diff <= tolerance:
-            raise CompileError(
-                f"{target.name} differs from {source.name} by {max_abs_diff:.3g} on the sample faces "
-                f"(more than {tolerance:g}), so it is not served"
-            )
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    attempts = [("int8", LITERT_INT8_TOLERANCE if tolerance is None else tolerance)] if int8 else []
+    attempts.append(("float32", LITERT_TOLERANCE if tolerance is None else tolerance))
+    for weights, allowed in attempts:
+        content = _convert(tf, model, source, int8=weights == "int8")
+        partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
+        partial.write_bytes(content)
+        try:
+            max_abs_diff = _verify(partial, faces, expected)
+            if max_abs_diff <= allowed:
+                # The converter leaves small tensors (under 1,024 values) float32: say what the file holds.
+                weights = "int8" if _has_int8_weights(partial) else "float32"
+                os.replace(partial, target)
+                break
+        finally:
+            partial.unlink(missing_ok=True)
+        logger.info(
+            "%s with %s weights differs from Keras by %.3g (over %g)",
+            source.name,
+            weights,
+            max_abs_diff,
+            allowed,
+        )
+    else:
+        raise CompileError(
+            f"{target.name} differs from {source.name} by {max_abs_diff:.3g} on the sample faces "
+            f"(more than {allowed:g}), so it is not served"
+        )
 
     compiled = CompiledModel(
         path=target,
@@ -195,6 +217,8 @@ def compile_model(
         source=source,
         source_sha256=source_sha256,
         max_abs_diff=max_abs_diff,
+        tolerance=allowed,
+        weights=weights,
         sample_faces=len(faces),
         seconds=round(time.perf_counter() - started, 2),
         converter=f"tensorflow {tf.__version__}",
@@ -203,13 +227,36 @@ def compile_model(
     if write_record:
         litert_record_path(source).write_text(json.dumps(compiled.record(), indent=2) + "\n")
     logger.info(
-        "compiled %s to %s: largest difference %.2g on %d faces",
+        "compiled %s to %s (%s weights): largest difference %.2g on %d faces",
         source.name,
         target.name,
+        weights,
         max_abs_diff,
         len(faces),
     )
     return compiled
+
+
+def _convert(tf, model, source: Path, *, int8: bool) -> bytes:
+    """Return ``model`` converted to a LiteRT flatbuffer, its weights int8 or float32."""
+    try:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        if int8:
+            # Dynamic-range quantization: int8 weights, float32 inputs, outputs and activations.
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # The exporter prints the SavedModel's signature on stdout; a command's output stays its own.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
+    except Exception as exc:  # the converter raises many types for what it cannot handle
+        raise CompileError(f"could not compile {source.name} to LiteRT: {type(exc).__name__}: {exc}") from exc
+
+
+def _has_int8_weights(path: Path) -> bool:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return any(
+        detail["dtype"] == np.int8 for detail in Interpreter(model_path=str(path)).get_tensor_details()
+    )
 
 
 def _verify(path: Path, faces: np.ndarray, expected: np.ndarray) -> float:

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
 
-from emotions.classifier import LITERT_TOLERANCE
+from emotions.classifier import LITERT_INT8_TOLERANCE
 
 
 class ModelVersionQuerySet(models.QuerySet):
@@ -69,10 +69,10 @@ class ModelVersion(models.Model):
             return "no SHA-256 is recorded for its LiteRT file"
         if self.litert_max_abs_diff is None:
             return "its LiteRT file was never checked against the Keras model"
-        if not self.litert_max_abs_diff <= LITERT_TOLERANCE:
+        if not self.litert_max_abs_diff <= LITERT_INT8_TOLERANCE:
             return (
                 f"its LiteRT file differs from the Keras model by {self.litert_max_abs_diff:.2g} "
-                f"(more than {LITERT_TOLERANCE:g})"
+                f"(more than {LITERT_INT8_TOLERANCE:g})"
             )
         return None
 

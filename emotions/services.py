@@ -392,7 +392,7 @@ def _model_version_check(version: ModelVersion) -> None:
             )
 
 
-def model_version_compile(*, version: ModelVersion) -> ModelVersion:
+def model_version_compile(*, version: ModelVersion, int8: bool = True) -> ModelVersion:
     """Compile ``version`` to LiteRT beside its ``.keras`` file, check it against Keras and record the result.
 
     Imports TensorFlow: for the training worker and management commands, never a web process. A model
@@ -402,7 +402,7 @@ def model_version_compile(*, version: ModelVersion) -> ModelVersion:
     from emotions.compile import CompileError, compile_model
 
     try:
-        compiled = compile_model(model_version_path(version))
+        compiled = compile_model(model_version_path(version), int8=int8)
     except CompileError as exc:
         logger.warning("%s cannot be served by LiteRT: %s", version.name, exc)
         version.litert_path, version.litert_sha256, version.litert_max_abs_diff = "", "", None

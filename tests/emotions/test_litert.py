@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from emotions.classifier import (
+    LITERT_INT8_TOLERANCE,
     LITERT_TOLERANCE,
     HotSwapClassifier,
     LiteRTClassifier,
@@ -75,7 +76,9 @@ def test_the_shipped_litert_file_is_the_one_its_record_names_compiled_from_the_s
     assert sha256 == file_sha256(DEFAULT_TFLITE)
     # A retrained default model must be compiled again (manage.py compile_model).
     assert record["source_sha256"] == file_sha256(DEFAULT_KERAS)
-    assert record["max_abs_diff"] <= LITERT_TOLERANCE
+    # Served with int8 weights: several times faster than float32 ones, as accurate (bench/val_accuracy.py).
+    assert record["weights"] == "int8"
+    assert record["max_abs_diff"] <= record["tolerance"] == LITERT_INT8_TOLERANCE
     assert litert_file_problem(DEFAULT_TFLITE, sha256=sha256) is None
 
 
@@ -125,8 +128,9 @@ def test_the_shipped_litert_file_answers_as_the_keras_model_on_real_faces(astron
     probabilities = served.predict(faces)
 
     assert len(faces) > 1
-    assert np.abs(probabilities - expected).max() <= LITERT_TOLERANCE
-    assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).all()
+    assert np.abs(probabilities - expected).max() <= LITERT_INT8_TOLERANCE
+    # int8 weights move a face whose two best classes are nearly tied now and then (0.7 % of val faces).
+    assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.95
 
 
 # --- The backend's own checks -------------------------------------------------------------------
@@ -261,8 +265,8 @@ def stand_in_version(folder: Path, name: str, **fields) -> ModelVersion:
         ({"litert_error": "could not compile m.keras"}, "could not compile m.keras"),
         ({"litert_path": "m.tflite", "litert_sha256": "SHA"}, "never checked against the Keras model"),
         (
-            {"litert_path": "m.tflite", "litert_sha256": "SHA", "litert_max_abs_diff": 0.02},
-            "differs from the Keras model by 0.02",
+            {"litert_path": "m.tflite", "litert_sha256": "SHA", "litert_max_abs_diff": 0.2},
+            "differs from the Keras model by 0.2",
         ),
         ({"litert_path": "m.tflite", "litert_sha256": "0" * 64, "litert_max_abs_diff": 0.0}, "SHA-256"),
         (
@@ -428,6 +432,44 @@ def test_compiling_refuses_a_file_that_differs_more_than_allowed_and_leaves_noth
         compile_model(path, tolerance=-1.0)
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras"]
+
+
+@pytest.mark.slow
+def test_compiling_stores_int8_weights_within_their_tolerance(tmp_path):
+    import keras
+    from keras import layers
+
+    from emotions.compile import compile_model
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((48, 48, 1))
+    x = layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = layers.Conv2D(16, 3, strides=2, activation="relu")(x)  # 1,152 weights: enough to be quantized
+    outputs = layers.Dense(7, activation="softmax")(layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    model.save(tmp_path / "q.keras")
+
+    compiled = compile_model(tmp_path / "q.keras")
+    served = LiteRTClassifier(compiled.path, sha256=compiled.sha256)
+    record = json.loads((tmp_path / "q.litert.json").read_text())
+
+    assert compiled.weights == record["weights"] == "int8"
+    assert LITERT_TOLERANCE < compiled.max_abs_diff <= LITERT_INT8_TOLERANCE == record["tolerance"]
+    np.testing.assert_allclose(served.predict(FACES), np.asarray(model(FACES, training=False)), atol=0.05)
+
+
+@pytest.mark.slow
+def test_compiling_falls_back_to_float32_weights_when_int8_ones_differ_too_much(
+    tmp_path, tiny_models, monkeypatch
+):
+    from emotions import compile as compiling
+
+    path = Path(shutil.copy(tiny_models["a"].path, tmp_path / "a.keras"))
+    monkeypatch.setattr(compiling, "LITERT_INT8_TOLERANCE", -1.0)  # no int8 file can pass
+
+    compiled = compiling.compile_model(path)
+
+    assert compiled.weights == "float32" and compiled.max_abs_diff <= LITERT_TOLERANCE == compiled.tolerance
 
 
 @pytest.mark.slow

@@ -26,8 +26,16 @@ class Command(BaseCommand):
             action="store_true",
             help="every registered version without a verified LiteRT file",
         )
+        parser.add_argument(
+            "--float32",
+            action="store_true",
+            help="keep the files' weights float32 (by default int8 where that stays within "
+            "the tolerance: several times faster, the same accuracy to about 0.1 point)",
+        )
 
-    def handle(self, *args, paths: list[Path], names: list[str], all_versions: bool, **options) -> None:
+    def handle(
+        self, *args, paths: list[Path], names: list[str], all_versions: bool, float32: bool, **options
+    ) -> None:
         from emotions.compile import CompileError, compile_model
         from emotions.services import model_version_compile
 
@@ -45,19 +53,20 @@ class Command(BaseCommand):
         failed = 0
         for path in paths:
             try:
-                compiled = compile_model(path)
+                compiled = compile_model(path, int8=not float32)
             except CompileError as exc:
                 self.stderr.write(self.style.ERROR(f"{path}: {exc}"))
                 failed += 1
                 continue
             self.stdout.write(
                 self.style.SUCCESS(
-                    f"wrote {compiled.path} (SHA-256 {compiled.sha256}): largest difference from Keras "
+                    f"wrote {compiled.path} ({compiled.weights} weights, SHA-256 {compiled.sha256}): "
+                    "largest difference from Keras "
                     f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
                 )
             )
         for version in versions:
-            version = model_version_compile(version=version)
+            version = model_version_compile(version=version, int8=not float32)
             if problem := version.litert_problem():
                 self.stderr.write(self.style.ERROR(f"{version.name}: {problem}"))
                 failed += 1
