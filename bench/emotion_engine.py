@@ -46,7 +46,7 @@ from emotions.classifier import (  # noqa: E402
     configure_tensorflow,
     litert_record_read,
 )
-from emotions.detector import FaceTrack, HaarFaceDetector  # noqa: E402
+from emotions.detector import BlazeFaceDetector, FaceTrack, HaarFaceDetector  # noqa: E402
 from emotions.mood import MoodTracker  # noqa: E402
 from emotions.pipeline import STAGES, EmotionPipeline  # noqa: E402
 
@@ -415,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="seconds per throughput point")
     parser.add_argument("--model", type=Path, help="a .keras file (default: EMOTIONS_DEFAULT_MODEL)")
     parser.add_argument("--fer-path", type=Path, default=FER_TARGET, help="folder fer was installed into")
+    parser.add_argument(
+        "--detector", choices=("blazeface", "haar"), help="face detector (default: EMOTIONS_DETECTOR)"
+    )
     parser.add_argument("--detect-height", type=int)
     parser.add_argument("--scale-factor", type=float)
     parser.add_argument("--min-neighbors", type=int)
@@ -425,12 +428,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--backends takes {' and/or '.join(BACKENDS)}")
 
     settings = site_settings()
-    detector_args = {
-        "detect_height": args.detect_height or settings["EMOTIONS_DETECT_HEIGHT"],
-        "scale_factor": args.scale_factor or settings["EMOTIONS_DETECT_SCALE_FACTOR"],
-        "min_neighbors": args.min_neighbors or settings["EMOTIONS_DETECT_MIN_NEIGHBORS"],
-        "min_face_fraction": args.min_face_fraction or settings["EMOTIONS_DETECT_MIN_FACE_FRACTION"],
-    }
+    detector_name = args.detector or settings["EMOTIONS_DETECTOR"]
+    if detector_name == "haar":
+        detector_args = {
+            "detect_height": args.detect_height or settings["EMOTIONS_DETECT_HEIGHT"],
+            "scale_factor": args.scale_factor or settings["EMOTIONS_DETECT_SCALE_FACTOR"],
+            "min_neighbors": args.min_neighbors or settings["EMOTIONS_DETECT_MIN_NEIGHBORS"],
+            "min_face_fraction": args.min_face_fraction or settings["EMOTIONS_DETECT_MIN_FACE_FRACTION"],
+        }
+        detector_class = HaarFaceDetector
+    else:
+        detector_args = {
+            "min_score": settings["EMOTIONS_DETECTOR_MIN_SCORE"],
+            "threads": settings["EMOTIONS_DETECTOR_THREADS"],
+        }
+        detector_class = BlazeFaceDetector
     classifiers, model_note = load_classifiers(
         args.model, Path(settings["EMOTIONS_DEFAULT_MODEL"]), backends, settings
     )
@@ -442,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "command": " ".join(["python", "bench/emotion_engine.py", *(argv or sys.argv[1:])]),
         "model": model_note,
-        "detector": "Haar " + ", ".join(f"{k}={v}" for k, v in detector_args.items()),
+        "detector": f"{detector_class.__name__} " + ", ".join(f"{k}={v}" for k, v in detector_args.items()),
         "batcher_settings": (
             f"max_batch={settings['EMOTIONS_BATCH_MAX_SIZE']}, "
             f"max_wait_ms={settings['EMOTIONS_BATCH_MAX_WAIT_MS']}"
@@ -470,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{size[0]}×{size[1]}"
             for backend, classifier in classifiers.items():
                 pipeline = EmotionPipeline(
-                    HaarFaceDetector(**detector_args),
+                    detector_class(**detector_args),
                     batchers[backend],
                     max_bytes=settings["EMOTIONS_MAX_IMAGE_BYTES"],
                     max_pixels=settings["EMOTIONS_MAX_IMAGE_PIXELS"],

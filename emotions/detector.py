@@ -39,9 +39,14 @@ TRACK_MIN_NEIGHBORS = 3
 
 # BlazeFace's short-range model from MediaPipe (Apache-2.0, see detector_models/NOTICE), run by LiteRT.
 MODEL_DIR = Path(__file__).resolve().parent / "detector_models"
-# A tracked face is looked for in a square this many times its size around where it was: the
-# face then fills about half of the model's input, the scale it finds faces best at.
-TRACK_REGION = 2.0
+# A face a full scan found is looked at again centred in a square this many times its size: the
+# face then fills about half of the model's 128 px input, the scale it finds faces best at.
+CONFIRM_REGION = 2.0
+# A face tracked from the last frame is looked for in a tighter square, TRACK_REGION times its size
+# around where it was, shrunk to TRACK_SIDE px: the face is as many pixels (64) as in the look
+# above, with less around it, for about half the model's time (0.70 against 1.25 ms for 128 px).
+TRACK_REGION = 1.5
+TRACK_SIDE = 96
 # Detections overlapping more than this (intersection over union) are one face, as in MediaPipe.
 NMS_IOU = 0.3
 # The model is fully convolutional: besides its own 128×128 input it runs on the whole frame at any
@@ -291,14 +296,18 @@ class _SsdModel:
         self._inputs[key] = found
         return found
 
-    def candidates(self, gray: np.ndarray, offset: tuple[int, int], min_score: float) -> _Candidates:
-        """Return every anchor's face in ``gray`` ((h, w) uint8) seen in the model's own square input
-        (the longer side scaled to it), scoring at least ``min_score``, unmerged.
+    def candidates(
+        self, gray: np.ndarray, offset: tuple[int, int], min_score: float, side: int | None = None
+    ) -> _Candidates:
+        """Return every anchor's face in ``gray`` ((h, w) uint8) seen in a square input ``side`` px
+        across (default: the model's own; a multiple of 16), the longer side scaled to it, scoring at
+        least ``min_score``, unmerged.
 
         Coordinates are pixels of the frame ``gray`` was cut from at ``offset``.
         """
-        scale = self.size / max(gray.shape[:2])
-        return self._input(self.size, self.size).candidates(gray, scale, offset, min_score)
+        side = side or self.size
+        scale = side / max(gray.shape[:2])
+        return self._input(side, side).candidates(gray, scale, offset, min_score)
 
     def scan(self, gray: np.ndarray, scale: float, min_score: float) -> _Candidates:
         """Return every anchor's face in the whole of ``gray`` scaled by ``scale``, in one input of
@@ -468,7 +477,7 @@ class BlazeFaceDetector:
         and of the same look mirrored: a face is a face mirrored too, texture that looks like one less
         often so (the neck ring of the astronaut's suit: 0.735, mirrored 0.63).
         """
-        face = self.detect_near(gray, box)
+        face = self._look(gray, box)
         if face is None or face.score < needed or needed <= self.min_score:
             return face
         mirrored = self._look(gray, face.box, mirrored=True)
@@ -477,17 +486,26 @@ class BlazeFaceDetector:
 
     def detect_near(self, gray: np.ndarray, box: Box) -> Face | None:
         """Return the face found near ``box`` at about its size (a face seen in the last frame), or None."""
-        return self._look(gray, box)
+        return self._look(gray, box, region=TRACK_REGION, input_side=TRACK_SIDE)
 
-    def _look(self, gray: np.ndarray, box: Box, *, mirrored: bool = False) -> Face | None:
+    def _look(
+        self,
+        gray: np.ndarray,
+        box: Box,
+        *,
+        region: float = CONFIRM_REGION,
+        input_side: int | None = None,
+        mirrored: bool = False,
+    ) -> Face | None:
         """Return the face nearest ``box`` at about its size, looking at a square around it, or None.
 
+        The square is ``region`` times the box's size, seen at ``input_side`` px (default 128).
         ``mirrored``: look at the square mirrored left to right; the face returned is then in
         the mirrored square's pixels, only its score is of use.
         """
         x, y, w, h = box
         height, width = gray.shape[:2]
-        cx, cy, reach = x + w / 2, y + h / 2, TRACK_REGION * max(w, h) / 2
+        cx, cy, reach = x + w / 2, y + h / 2, region * max(w, h) / 2
         left, top = max(0, round(cx - reach)), max(0, round(cy - reach))
         right, bottom = min(width, round(cx + reach)), min(height, round(cy + reach))
         if right - left < 8 or bottom - top < 8:
@@ -495,11 +513,11 @@ class BlazeFaceDetector:
         square = gray[top:bottom, left:right]
         if mirrored:
             square, (left, cx) = np.ascontiguousarray(square[:, ::-1]), (0, right - cx)
-        region = self._model().candidates(square, (left, top), self.min_score)
+        seen = self._model().candidates(square, (left, top), self.min_score, input_side)
         side = max(w, h)
         near = [
             face
-            for face in _merge([region], gray.shape)
+            for face in _merge([seen], gray.shape)
             if side / 1.5 <= max(face.box[2:]) <= side * 1.5
             and math.dist(_centre(face.box), (cx, cy)) <= side / 2
         ]

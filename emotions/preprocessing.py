@@ -84,7 +84,12 @@ def align_face(gray: np.ndarray, eyes: tuple[Point, Point], width: float) -> np.
 
     # Shrinking by warpAffine alone aliases (it samples, it does not average), so the part of the
     # image the face comes from is first shrunk with INTER_AREA, as crop_face does, and then turned.
-    reach = math.hypot(FACE_SIZE, FACE_SIZE) / scale  # covers the rotated 48×48 square with room to spare
+    # The output's farthest corner from EYE_CENTRE, in source pixels, and two more for the filters: the
+    # rotated 48×48 square lies within it, whatever the angle (a region any larger is work for nothing).
+    reach = math.hypot(
+        max(EYE_CENTRE[0], FACE_SIZE - EYE_CENTRE[0]), max(EYE_CENTRE[1], FACE_SIZE - EYE_CENTRE[1])
+    )
+    reach = (reach + 2) / scale
     left, top = max(0, math.floor(cx - reach)), max(0, math.floor(cy - reach))
     right, bottom = min(gray.shape[1], math.ceil(cx + reach)), min(gray.shape[0], math.ceil(cy + reach))
     if right <= left or bottom <= top:
