@@ -103,6 +103,15 @@ class LiveConsumer(AsyncWebsocketConsumer):
     watchdog: asyncio.Task | None = None  # closes the connection when it falls silent
     hold_timer: asyncio.Task | None = None  # decides again when a cool-down that holds the content ends
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every message, a hop to its database thread
+        # and back (a tenth of the event loop's time at 30 visitors). Frames and controls reach the
+        # database only through database_sync_to_async, which does the same around each call.
+        if message["type"] == "websocket.receive":
+            await self.websocket_receive(message)
+        else:
+            await super().dispatch(message)
+
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         try:
             await super().websocket_connect(message)  # joins self.groups, then connect()

@@ -98,6 +98,30 @@ async def test_it_answers_real_jpeg_frames_with_emotion_messages(live_settings):
     assert abs(emotion["server_time_ms"] - time.time() * 1000) < 10_000
 
 
+async def test_frames_do_not_wait_for_the_database_thread(live_settings, monkeypatch):
+    # Channels closes stale database connections before each message on its one database thread;
+    # frames touch no database, so they must not queue behind it (the mood sample and content
+    # decisions do, through database_sync_to_async, which closes them itself).
+    import channels.consumer
+
+    hops = []
+    original = channels.consumer.aclose_old_connections
+
+    async def counted():
+        hops.append(1)
+        await original()
+
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counted)
+    async with live_socket() as client:
+        await client.until("content")
+        before = len(hops)
+        for _ in range(3):
+            await client.send_frame(face_jpeg())
+            await client.until("emotion")
+
+        assert len(hops) == before
+
+
 async def test_it_reports_no_face_on_a_frame_without_one(live_settings):
     async with live_socket() as client:
         await client.until("content")
