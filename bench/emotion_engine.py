@@ -472,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
             max_wait_ms=settings["EMOTIONS_BATCH_MAX_WAIT_MS"],
             queue_size=settings["EMOTIONS_BATCH_QUEUE_SIZE"],
             workers=report["backends"][backend]["settings"]["workers"],
+            inline=not getattr(classifier, "gains_from_batching", True),  # as the site builds it
         )
         for backend, classifier in classifiers.items()
     }

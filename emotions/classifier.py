@@ -392,6 +392,8 @@ class LiteRTClassifier(_ServedModel):
 
     needs_model_file = True
     model_format = LITERT
+    # A batch of 32 costs what 32 single faces do: faces are classified where they are cut out.
+    gains_from_batching = False
 
     def __init__(
         self,

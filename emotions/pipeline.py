@@ -146,10 +146,24 @@ class EmotionPipeline:
         (which makes detection several times cheaper on the frames that follow).
         """
         started = time.perf_counter()
-        prepared = await asyncio.get_running_loop().run_in_executor(self._pool, self.prepare, data, track)
+        loop = asyncio.get_running_loop()
+        if self.batcher.inline:
+            # The perception thread classifies the faces it has cut out: no hop to a batch worker.
+            prepared, probabilities, classify_started = await loop.run_in_executor(
+                self._pool, self._prepare_and_classify, data, track
+            )
+            return self._finish(prepared, probabilities, tracker, classify_started, started)
+        prepared = await loop.run_in_executor(self._pool, self.prepare, data, track)
         classify_started = time.perf_counter()
         probabilities = await self.batcher.classify(prepared.faces)
         return self._finish(prepared, probabilities, tracker, classify_started, started)
+
+    def _prepare_and_classify(
+        self, data: bytes, track: FaceTrack | None
+    ) -> tuple[_Prepared, np.ndarray, float]:
+        prepared = self.prepare(data, track)
+        classify_started = time.perf_counter()
+        return prepared, self.batcher.classify_sync(prepared.faces), classify_started
 
     def close(self) -> None:
         """Stop the perception threads once the frames they hold are prepared."""

@@ -156,6 +156,7 @@ def _emotion_engine_build() -> EmotionEngine:
         max_wait_ms=settings.EMOTIONS_BATCH_MAX_WAIT_MS,
         queue_size=settings.EMOTIONS_BATCH_QUEUE_SIZE,
         workers=settings.EMOTIONS_BATCH_WORKERS,
+        inline=not getattr(backend, "gains_from_batching", True),
     )
     detector = face_detector_build()
     pipeline = EmotionPipeline(

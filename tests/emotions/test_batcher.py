@@ -261,3 +261,24 @@ def test_faces_queued_together_wait_up_to_max_wait_for_more(gated):
 
     assert gated.batch_sizes[1] in (2, 3)
     assert sum(gated.batch_sizes) == 4
+
+
+def test_an_inline_batcher_classifies_in_the_callers_thread_and_counts_it():
+    classifier = FakeClassifier()
+    threads = []
+
+    def predict(batch):
+        threads.append(threading.current_thread())
+        return classifier.predict(batch)
+
+    batcher = MicroBatcher(predict, max_batch=4, inline=True)
+    probabilities = batcher.classify_sync(faces(6, 1))
+
+    assert probabilities.shape == (6, 7)
+    np.testing.assert_allclose(probabilities, classifier.predict(faces(6, 1)))
+    assert threads == [threading.current_thread()] * 2  # in chunks of max_batch
+    assert batcher.classify_sync(faces(0, 1)).shape == (0, 7)
+    assert batcher.stats.as_dict()["faces"] == 6
+    batcher.close()
+    with pytest.raises(BatcherClosed):
+        batcher.classify_sync(faces(1, 2))

@@ -138,6 +138,28 @@ async def test_streams_frames_are_prepared_by_its_own_few_threads(detector, clas
     assert 1 <= len(seen) <= 2 and all(name.startswith("attune-perception") for name in seen)
 
 
+async def test_an_inline_batcher_has_the_perception_threads_classify_their_own_faces(
+    detector, classifier, astronaut_jpeg
+):
+    import asyncio
+    import threading
+
+    classified_in: set[str] = set()
+
+    def predict(faces):
+        classified_in.add(threading.current_thread().name)
+        return classifier.predict(faces)
+
+    with MicroBatcher(predict, queue_size=64, inline=True) as batcher:
+        pipeline = EmotionPipeline(detector, batcher, threads=2, **LIMITS)
+        results = await asyncio.gather(*(pipeline.analyze(astronaut_jpeg) for _ in range(6)))
+        pipeline.close()
+
+    assert all(len(result.faces) == 1 and result.timings_ms["classify"] > 0 for result in results)
+    assert classified_in and all(name.startswith("attune-perception") for name in classified_in)
+    assert batcher.stats.faces == 6
+
+
 def test_it_classifies_the_faces_of_several_images_in_one_batch(
     pipeline, classifier, astronaut_jpeg, noise_jpeg
 ):
