@@ -251,6 +251,39 @@ def _convert(tf, model, source: Path, *, int8: bool) -> bytes:
         raise CompileError(f"could not compile {source.name} to LiteRT: {type(exc).__name__}: {exc}") from exc
 
 
+def serving_cost(path: str | Path, *, seconds: float = 1.0) -> dict:
+    """Return what serving the LiteRT file at ``path`` costs here, as the web processes run it.
+
+    One interpreter on one thread with XNNPACK: the median milliseconds per face at batch 1 (a lone
+    visitor's frame) and at batch 32, each timed for about ``seconds``, and this machine's description.
+    """
+    import platform
+
+    served = LiteRTClassifier(path, version="cost", num_threads=1, interpreters=1, warmup_batch_sizes=(1, 32))
+    faces = sample_faces(32)
+    cost = {"threads": 1, "xnnpack": bool(served.xnnpack)}
+    for size in (1, 32):
+        calls: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(calls) < 5:
+            started = time.perf_counter()
+            served.predict(faces[:size])
+            calls.append(time.perf_counter() - started)
+        cost[f"batch_{size}_ms_per_face"] = round(float(np.median(calls)) * 1000 / size, 3)
+    cost["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})"
+    return cost
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def _has_int8_weights(path: Path) -> bool:
     from ai_edge_litert.interpreter import Interpreter
 

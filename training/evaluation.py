@@ -263,6 +263,19 @@ split, so the figure after is slightly optimistic.
 """
 
 
+def serving_section(cost: dict, weights: str) -> str:
+    """Return the model card's serving-cost section for a LiteRT file's measured ``cost``."""
+    return f"""
+## Serving cost
+
+Served by the web processes as a LiteRT file ({weights} weights) with XNNPACK, one interpreter on
+{cost["threads"]} thread: **{cost["batch_1_ms_per_face"]:.2f} ms per face** alone (a visitor's frame),
+{cost["batch_32_ms_per_face"]:.2f} ms per face in a batch of 32, measured when it was compiled on
+{cost["machine"]} (a shared machine: expect ±30 %). `bench/emotion_engine.py --model FILE` times it in the
+whole pipeline, beside the Keras backend and `fer`.
+"""
+
+
 def write_evaluation(folder: Path, *, metrics: dict, history: dict, card: str) -> dict[str, str]:
     """Write evaluation.json, curves.png, confusion_matrix.png and MODEL_CARD.md; return their names."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -428,10 +428,24 @@ def _calibrated_write(model, split, target: Path) -> dict:
     return metrics
 
 
-def _card_with_section(card: str, section: str) -> str:
-    """Return ``card`` with its '## Calibration' section replaced by ``section``, or ``section`` put
+def model_card_serving_cost(*, compiled) -> dict:
+    """Measure what serving ``compiled`` (an ``emotions.compile.CompiledModel``) costs per face and write it
+    into the model card beside its model, where there is one (its '## Serving cost' section); return it."""
+    from emotions.compile import serving_cost
+    from training.evaluation import serving_section
+
+    cost = serving_cost(compiled.path)
+    card = compiled.source.parent / "MODEL_CARD.md"
+    if card.is_file():
+        section = serving_section(cost, compiled.weights)
+        card.write_text(_card_with_section(card.read_text(), section, title="Serving cost"))
+    return cost
+
+
+def _card_with_section(card: str, section: str, *, title: str = "Calibration") -> str:
+    """Return ``card`` with its '## <title>' section replaced by ``section``, or ``section`` put
     before '## Limits' (or at the end) when it has none."""
-    title = "\n## Calibration\n"
+    title = f"\n## {title}\n"
     if title in card:
         start = card.index(title)
         end = card.find("\n## ", start + len(title))

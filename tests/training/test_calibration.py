@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -120,7 +121,11 @@ def test_the_calibrate_command_writes_the_model_its_figures_picture_and_card(tin
     assert (folder / "reliability.png").read_bytes()[:4] == b"\x89PNG"
     assert card.count("## Calibration") == 1
     assert card.index("## Calibration") < card.index("## Limits")
-    assert "expected calibration error" in capsys.readouterr().out
+    # The compiled file is timed as the web processes serve it, once per card however often it is compiled.
+    assert card.count("## Serving cost") == 1 and card.index("## Serving cost") < card.index("## Limits")
+    assert re.search(r"\*\*\d+\.\d\d ms per face\*\* alone", card)
+    out = capsys.readouterr().out
+    assert "expected calibration error" in out and "ms per face alone" in out
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand
 
 
 def compile_beside(command: BaseCommand, model_path: str | Path) -> None:
-    """Compile ``model_path`` to LiteRT beside it and say so; a model that does not compile still ships,
-    and only the Keras backend (EMOTIONS_BACKEND) can serve it."""
+    """Compile ``model_path`` to LiteRT beside it, time it into the model card beside it, and say so; a
+    model that does not compile still ships, and only the Keras backend (EMOTIONS_BACKEND) can serve it."""
     from emotions.compile import CompileError, compile_model
 
     try:
@@ -19,7 +19,14 @@ def compile_beside(command: BaseCommand, model_path: str | Path) -> None:
         return
     command.stdout.write(
         command.style.SUCCESS(
-            f"wrote {compiled.path} (SHA-256 {compiled.sha256}): largest difference from Keras "
-            f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
+            f"wrote {compiled.path} ({compiled.weights} weights, SHA-256 {compiled.sha256}): largest "
+            f"difference from Keras {compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
         )
+    )
+    from training.services import model_card_serving_cost
+
+    cost = model_card_serving_cost(compiled=compiled)
+    command.stdout.write(
+        f"serving cost: {cost['batch_1_ms_per_face']:.2f} ms per face alone, "
+        f"{cost['batch_32_ms_per_face']:.2f} ms in a batch of 32 ({cost['machine']}); in the model card"
     )
