@@ -221,17 +221,33 @@ def _limits(metrics: dict) -> str:
 """
 
 
-def ensemble_card(*, name: str, members: list[dict], mirror: bool, parameters: int, metrics: dict) -> str:
+def ensemble_card(
+    *,
+    name: str,
+    members: list[dict],
+    mirror: bool,
+    parameters: int,
+    metrics: dict,
+    zoom: float = 1.0,
+    command: str = "",
+) -> str:
     """Return the model card of an ensemble: its members (file, accuracy alone) and how well it does."""
     rows = "\n".join(
         f"| `{m['file']}` | {m['architecture']} | {m['parameters']:,} | {m['accuracy']:.4f} |"
         for m in members
     )
-    views = "each face and its mirror image" if mirror else "each face"
+    face = (
+        f"each face enlarged {zoom:g} times about its centre (a test-time zoom)"
+        if zoom != 1.0
+        else "each face"
+    )
+    views = f"{face} and on its mirror image" if mirror else face
+    passes = len(members) * (2 if mirror else 1)
+    made = f"\n- **Command**: `{command}`" if command else ""
     return f"""# Model card: {name}
 
-- **Ensemble** of {len(members)} networks ({parameters:,} parameters in all), served as one file: the mean
-  of every member's answer on {views} ({len(members) * (2 if mirror else 1)} passes per face).
+- **Ensemble** of {len(members)} network(s) ({parameters:,} parameters in all), served as one file: the
+  mean of every member's answer on {views} ({passes} passes per face).{made}
 - **Input**: one face, 48×48 grayscale, float32 in [0, 1]; **output**: probabilities over
   {", ".join(metrics["labels"])}.
 

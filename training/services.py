@@ -456,28 +456,39 @@ def _card_with_section(card: str, section: str, *, title: str = "Calibration") -
     return card.rstrip("\n") + "\n" + section
 
 
-def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror: bool | None = None) -> dict:
-    """Average several model files into one (:func:`training.trainer.averaged`), calibrate it on the
-    dataset's validation split, and write it to ``target`` with evaluation.json, reliability.png and a
-    model card naming its members and their accuracy alone.
+def model_ensemble(
+    *,
+    sources: list[Path],
+    data_path: str,
+    target: Path,
+    mirror: bool | None = None,
+    zoom: float | None = None,
+    command: str = "",
+) -> dict:
+    """Average model files into one (:func:`training.trainer.averaged`; a single one is served as it is, with
+    the views asked for), calibrate it on the dataset's validation split, and write it to ``target`` with
+    evaluation.json, reliability.png and a model card naming its members, their accuracy alone and
+    ``command``.
 
-    ``mirror`` None: mirror faces when every member did.
+    ``mirror`` None: mirror faces when every member did; ``zoom`` None: the members' test-time zoom when
+    they share one, else none.
     """
 
     import keras
 
     from training.datasets import load_evaluation_split
     from training.evaluation import ensemble_card, evaluate, plot_confusion_matrix
-    from training.trainer import averaged, leaf_networks
+    from training.trainer import averaged, leaf_networks, served_zoom
 
-    if len(sources) < 2:
-        raise ValueError("an ensemble needs at least two models")
+    if not sources:
+        raise ValueError("an ensemble needs at least one model")
     split, _ = load_evaluation_split(data_path, split="val")
-    networks, members, mirrors = [], [], []
+    networks, members, mirrors, zooms = [], [], [], []
     for index, source in enumerate(sources, start=1):
         model = keras.models.load_model(source, safe_mode=True)
         leaves, mirrored = leaf_networks(model)
         mirrors.append(mirrored)
+        zooms.append(served_zoom(model))
         members.append(
             {
                 "file": Path(source).name,
@@ -490,7 +501,8 @@ def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror:
             leaf.name = f"member_{index}" + (f"_{leaf_index}" if len(leaves) > 1 else "")
             networks.append(leaf)
     mirror = all(mirrors) if mirror is None else mirror
-    model = averaged(networks, mirror=mirror, name=target.stem)
+    zoom = (zooms[0] if len(set(zooms)) == 1 else 1.0) if zoom is None else zoom
+    model = averaged(networks, mirror=mirror, zoom=zoom, name=target.stem)
     metrics = _calibrated_write(model, split, target)
     folder = target.parent
     plot_confusion_matrix(metrics, folder / "confusion_matrix.png")
@@ -498,8 +510,10 @@ def model_ensemble(*, sources: list[Path], data_path: str, target: Path, mirror:
         name=target.stem,
         members=members,
         mirror=mirror,
+        zoom=zoom,
         parameters=sum(n.count_params() for n in networks),
         metrics=metrics,
+        command=command,
     )
     (folder / "MODEL_CARD.md").write_text(card)
     return {

@@ -217,3 +217,44 @@ def test_the_ensemble_command_serves_the_members_mean_as_one_calibrated_file(tin
     assert "`a.keras`" in card and "`b.keras`" in card and "## Calibration" in card
     assert (target.with_suffix(".tflite")).is_file()
     assert "alone" in capsys.readouterr().out
+
+
+def test_a_test_time_zoom_shows_the_networks_the_faces_centre_enlarged():
+    import keras
+
+    from training.trainer import averaged, served_zoom
+
+    inputs = keras.Input((48, 48, 1))
+    network = keras.Model(inputs, keras.layers.Flatten()(inputs), name="identity")
+    faces = np.random.default_rng(3).random((2, 48, 48, 1), dtype=np.float32)
+
+    zoomed = averaged([network], mirror=False, zoom=1.04)
+    seen = np.asarray(zoomed(faces)).reshape(2, 48, 48, 1)
+    expected = np.asarray(keras.layers.Resizing(48, 48)(faces[:, 1:47, 1:47]))  # the centre 46×46, enlarged
+
+    np.testing.assert_allclose(seen, expected, atol=1e-6)
+    assert served_zoom(zoomed) == pytest.approx(48 / 46, abs=1e-3)
+    assert served_zoom(averaged([network], mirror=True)) == 1.0
+    with pytest.raises(ValueError, match="between 1 and 1.5"):
+        averaged([network], mirror=False, zoom=2.0)
+
+
+@pytest.mark.slow
+def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_dataset, tmp_path, capsys):
+    import keras
+
+    from training.architectures import build_model
+    from training.trainer import mirror_averaged, served_zoom
+
+    source, target = tmp_path / "a.keras", tmp_path / "zoomed" / "a_zoomed.keras"
+    mirror_averaged(build_model("custom_cnn", width=0.25).model).save(source)
+    target.parent.mkdir()
+
+    call_command("ensemble", "--model", str(source), "--zoom", "1.1", data=str(tiny_dataset), to=str(target))
+
+    served = keras.models.load_model(target, safe_mode=True)
+    card = (target.parent / "MODEL_CARD.md").read_text()
+    assert served_zoom(served) == pytest.approx(48 / 44, abs=1e-3)
+    assert any(layer.name == "mirror" for layer in served.layers)  # the member's mirror view is kept
+    assert "enlarged 1.1 times" in card and "--zoom 1.1" in card and "## Serving cost" in card
+    assert target.with_suffix(".tflite").is_file()

@@ -11,14 +11,15 @@ from training.management.commands._litert import compile_beside
 
 class Command(BaseCommand):
     help = (
-        "Serve the mean of several models as one .keras file (stock layers), calibrated on the validation "
+        "Serve the mean of models (or one model, with a mirror or zoom view) as one .keras file (stock "
+        "layers), calibrated on the validation "
         "split, with evaluation.json, pictures and a model card beside it; compiled to LiteRT. Useful as a "
         "teacher for train --teacher-model, or to serve when the compute per face allows it."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--model", action="append", required=True, help="A member .keras file (2 or more)."
+            "--model", action="append", required=True, help="A member .keras file (one or more)."
         )
         parser.add_argument("--data", required=True, help="A dataset folder with val/ (or a CSV).")
         parser.add_argument(
@@ -27,6 +28,13 @@ class Command(BaseCommand):
         mirror = parser.add_mutually_exclusive_group()
         mirror.add_argument("--mirror", action="store_true", default=None, help="Also average mirror images.")
         mirror.add_argument("--no-mirror", dest="mirror", action="store_false", help="Never mirror faces.")
+        parser.add_argument(
+            "--zoom",
+            type=float,
+            help="Enlarge each face about its centre by about this much before the members see it (1 to "
+            "1.5; a test-time zoom, which makes up for training's random zooms; choose it on val). "
+            "Default: the members' own when they share one, else none.",
+        )
 
     def handle(self, *args, **options) -> None:
         from training.calibration import CalibrationError
@@ -40,7 +48,12 @@ class Command(BaseCommand):
         target = Path(options["to"])
         try:
             result = model_ensemble(
-                sources=sources, data_path=options["data"], target=target, mirror=options["mirror"]
+                sources=sources,
+                data_path=options["data"],
+                target=target,
+                mirror=options["mirror"],
+                zoom=options["zoom"],
+                command=_command(options),
             )
         except (CalibrationError, DatasetError, ValueError) as exc:
             raise CommandError(str(exc)) from None
@@ -54,3 +67,15 @@ class Command(BaseCommand):
             )
         )
         compile_beside(self, target)
+
+
+def _command(options: dict) -> str:
+    """Return the command line that made the ensemble, for its model card."""
+    parts = ["python manage.py ensemble"]
+    parts += [f"--model {path}" for path in options["model"]]
+    parts += [f"--data {options['data']}", f"--to {options['to']}"]
+    if options["mirror"] is not None:
+        parts.append("--mirror" if options["mirror"] else "--no-mirror")
+    if options["zoom"] is not None:
+        parts.append(f"--zoom {options['zoom']:g}")
+    return " ".join(parts)
