@@ -33,3 +33,4 @@ def test_the_shipped_default_model_loads_and_scores_above_60_percent_on_val(fer2
     assert ece == pytest.approx(shipped["calibration"]["ece_after"], abs=1e-4)
     assert ece <= 0.03
     assert "## Calibration" in card
+    assert "## Serving cost" in card and "ms per face** alone" in card
