@@ -183,17 +183,19 @@ def compile_model(
     except Exception as exc:  # Keras raises many types for what it cannot load
         raise CompileError(f"could not compile {source.name} to LiteRT: {type(exc).__name__}: {exc}") from exc
 
-    attempts = [("int8", LITERT_INT8_TOLERANCE if tolerance is None else tolerance)] if int8 else []
-    attempts.append(("float32", LITERT_TOLERANCE if tolerance is None else tolerance))
-    for weights, allowed in attempts:
-        content = _convert(tf, model, source, int8=weights == "int8")
+    limits = {"int8": LITERT_INT8_TOLERANCE, "float32": LITERT_TOLERANCE}
+    if tolerance is not None:
+        limits = dict.fromkeys(limits, tolerance)
+    for quantize in (True, False) if int8 else (False,):
+        content = _convert(tf, model, source, int8=quantize)
         partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
         partial.write_bytes(content)
         try:
             max_abs_diff = _verify(partial, faces, expected)
+            # The converter leaves small tensors (under 1,024 values) float32: judge a file by what it holds.
+            weights = "int8" if _has_int8_weights(partial) else "float32"
+            allowed = limits[weights]
             if max_abs_diff <= allowed:
-                # The converter leaves small tensors (under 1,024 values) float32: say what the file holds.
-                weights = "int8" if _has_int8_weights(partial) else "float32"
                 os.replace(partial, target)
                 break
         finally:

@@ -66,8 +66,8 @@ MAX_SCAN_SIDE = 512
 PROPOSAL_SCORE = 0.3
 MAX_PROPOSALS = 3
 CONFIRM_SCORE = 0.7
-# Of every three periodic rescans of a stream whose faces are all tracked, this many only look for
-# newcomers with the coarse look (FaceTrack, BlazeFaceDetector.detect_new); the third is a full scan.
+# While a stream's faces are all tracked, this many periodic rescans in a row only look for newcomers
+# with the coarse look (FaceTrack, BlazeFaceDetector.detect_new); the next one is a full scan.
 QUICK_RESCANS = 2
 
 
@@ -553,9 +553,10 @@ class FaceTrack:
     full frame is scanned again when a face is lost, when two tracked faces
     become one, when the frame size changes, and every ``rescan_every`` frames,
     so that new faces are found. With a detector that can look for newcomers
-    alone (``detect_new``), :data:`QUICK_RESCANS` of every three such periodic
-    rescans only do that while every face is still tracked: a tenth of a full
-    scan's cost, for newcomers a quarter of the frame high or more.
+    alone (``detect_new``), :data:`QUICK_RESCANS` such periodic rescans in a
+    row only do that while every face is still tracked (a tenth of a full
+    scan's cost, for newcomers a quarter of the frame high or more), then one
+    is full.
 
     ``phase`` frames of the first cycle count as done (random by default), so
     that streams which start together, as when many pages open at once, do not
