@@ -300,12 +300,14 @@ def _predict(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def served_network(model: keras.Model, architecture: str) -> keras.Model:
-    """Return the network named ``architecture`` inside ``model`` (a training or mirror-averaged wrapper),
+    """Return the network named ``architecture`` inside ``model`` (a training, mirror-averaged or zoomed
+    wrapper), its one network when it wraps one under another name (``ensemble`` names them member_N),
     or ``model`` itself when it is that network."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) and layer.name == architecture:
+    inner, _ = leaf_networks(model)
+    for layer in inner:
+        if layer.name == architecture:
             return layer
-    return model
+    return inner[0] if len(inner) == 1 else model
 
 
 def mirror_averaged(model: keras.Model) -> keras.Model:

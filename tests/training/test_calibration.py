@@ -258,3 +258,20 @@ def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_datase
     assert any(layer.name == "mirror" for layer in served.layers)  # the member's mirror view is kept
     assert "enlarged 1.1 times" in card and "--zoom 1.1" in card and "## Serving cost" in card
     assert target.with_suffix(".tflite").is_file()
+
+
+def test_training_can_start_from_a_model_served_with_a_zoom(tmp_path):
+    # The shipped default is such a model (its network renamed member_1 by `ensemble`): train --init-model
+    # and the registry must still find the network inside.
+    from training.architectures import build_model
+    from training.trainer import _load_initial_weights, averaged
+
+    network = build_model("custom_cnn", width=0.25).model
+    network.name = "member_1"
+    averaged([network], mirror=True, zoom=1.09).save(tmp_path / "served.keras")
+    fresh = build_model("custom_cnn", width=0.25).model
+
+    _load_initial_weights(fresh, str(tmp_path / "served.keras"))
+
+    for mine, theirs in zip(fresh.get_weights(), network.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
