@@ -29,6 +29,12 @@ one fresh server per emotion backend, one after the other, and compares them:
 p95 at ``--clients``, the largest N (with ``--find-max``) and the server's
 memory, the peak RSS sampled during the runs. ``--server-env KEY=VALUE`` sets
 more of the served process's environment (e.g. ``EMOTIONS_LITERT_THREADS=1``).
+
+``--server-cpus 0`` (with ``--serve``) pins the served process to those cores and
+this load generator to the others, so that neither takes the other's CPU: what a
+process can hold then depends on the process, not on how much of the machine the
+simulated visitors took at that step. A process per core is how ``manage.py
+cluster`` is meant to be run.
 """
 
 from __future__ import annotations
@@ -274,6 +280,7 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
         inside = [rtt for at, rtt in rtts if low <= at < low + WINDOW_S]
         windows.append({"from_s": float(low), "frames": len(inside), "p95_ms": _ms(percentile(inside, 95))})
     sent = sum(stats.sent for stats in results)
+    answered = sum(stats.answered for stats in results)
     p95 = percentile(times, 95)
     report = {
         "clients": clients,
@@ -287,11 +294,11 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
         },
         "frames": {
             "sent": sent,
-            "answered": sum(stats.answered for stats in results),
+            "answered": answered,
             "refused": sum(stats.refused for stats in results),
             "dropped": sum(stats.dropped for stats in results),
             "unanswered": sum(stats.unanswered for stats in results),
-            "answered_per_s": round(sum(stats.answered for stats in results) / wall, 1),
+            "answered_per_s": round(answered / wall, 1),
         },
         "p95_ms_per_window": windows,
         "errors": errors,
@@ -306,6 +313,8 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
             "rss_mb_after": after["rss_mb"],
             "rss_mb_peak": max([*peak_rss, after["rss_mb"]]),
             "cpu_cores_used": round((after["cpu_s"] - before["cpu_s"]) / wall, 2),
+            "cpu_ms_per_answer": round((after["cpu_s"] - before["cpu_s"]) * 1000 / max(1, answered), 2),
+            "cores_allowed": _cores_allowed(server),
         }
     report["holds"] = not errors and p95 is not None and p95 <= args.target_p95_ms
     if connect_errors:
@@ -333,8 +342,9 @@ def _load() -> list[float]:
 CAPS_LIFTED = {"LIVE_MAX_CONNECTIONS_PER_CLIENT": "100000", "LIVE_CONNECTS_PER_MINUTE_PER_CLIENT": "1000000"}
 
 
-def serve(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Migrate and start ``manage.py serve`` (daphne, the real default model unless configured otherwise)."""
+def serve(port: int, env: dict[str, str] | None = None, cpus: set[int] | None = None) -> subprocess.Popen:
+    """Migrate and start ``manage.py serve`` (daphne, the real default model unless configured otherwise),
+    on ``cpus`` only if given."""
     python = sys.executable
     environment = {**CAPS_LIFTED, **os.environ, **(env or {})}
     subprocess.run(
@@ -347,6 +357,8 @@ def serve(port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
         start_new_session=True,
         # The access log goes to stderr, so that stdout holds only the report (--json stays parseable).
         stdout=subprocess.DEVNULL if os.environ.get("BENCH_QUIET_SERVER") else sys.stderr,
+        # Before exec, so that every thread the server starts inherits it.
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     return wait_until_up(process, port)
 
@@ -411,9 +423,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def machine() -> dict:
+def _cores_allowed(server: psutil.Process) -> list[int] | None:
+    try:
+        return sorted(server.cpu_affinity())
+    except (psutil.Error, AttributeError):  # gone, or a platform without affinities
+        return None
+
+
+def machine(args: argparse.Namespace | None = None) -> dict:
+    pinned = {}
+    if args is not None and args.server_cpus:
+        pinned = {
+            "server_cpus": sorted(args.server_cpus),
+            "load_generator_cpus": sorted(os.sched_getaffinity(0)),
+        }
     return {
         "cpus": os.cpu_count(),
+        **pinned,
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -442,7 +468,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     frames = make_frames()
     if args.cluster:
         result = {
-            "machine": machine(),
+            "machine": machine(args),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "target_p95_ms": args.target_p95_ms,
             "clusters": {},
@@ -458,7 +484,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     if not args.backends:
         return await one_server(args, frames, args.server_env)
     result: dict = {
-        "machine": machine(),
+        "machine": machine(args),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "target_p95_ms": args.target_p95_ms,
         "backends": {},
@@ -497,7 +523,7 @@ async def one_server(
         port = free_port()
         args.url = f"ws://127.0.0.1:{port}/ws/live/"
         args.origin = f"http://127.0.0.1:{port}"
-        process = serve_cluster(port, workers, env) if workers else serve(port, env)
+        process = serve_cluster(port, workers, env) if workers else serve(port, env, args.server_cpus)
     try:
         if workers:
             server = None  # several processes: their memory is not one figure
@@ -515,7 +541,7 @@ async def one_server(
                 break
             clients += args.step
         result = {
-            "machine": machine(),
+            "machine": machine(args),
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "server_env": env,
             "url": args.url,
@@ -557,6 +583,11 @@ def main() -> None:
         "a PostgreSQL DATABASE_URL",
     )
     parser.add_argument(
+        "--server-cpus",
+        help="with --serve (one process): pin the server to these cores, e.g. 0 or 0,1, and this load "
+        "generator to the others",
+    )
+    parser.add_argument(
         "--server-env",
         action="append",
         default=[],
@@ -573,6 +604,14 @@ def main() -> None:
     if any("=" not in item for item in args.server_env):
         parser.error("--server-env takes KEY=VALUE")
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    args.server_cpus = {int(n) for n in (args.server_cpus or "").split(",") if n.strip()}
+    if args.server_cpus:
+        if not args.serve or args.cluster:
+            parser.error("--server-cpus needs --serve and one process (no --cluster)")
+        others = set(os.sched_getaffinity(0)) - args.server_cpus
+        if not others or not args.server_cpus <= set(os.sched_getaffinity(0)):
+            parser.error("--server-cpus must name some, not all, of the cores this may use")
+        os.sched_setaffinity(0, others)
     if args.origin is None:
         parts = urlsplit(args.url)
         args.origin = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"

@@ -19,8 +19,11 @@ PRODUCTION = {
 }
 
 
-def run_django(code: str, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
-    """Run Python with Django set up in a clean process whose environment is exactly ``env``."""
+def run_django(
+    code: str, env: dict[str, str], tmp_path, cores: set[int] | None = None
+) -> subprocess.CompletedProcess:
+    """Run Python with Django set up in a clean process whose environment is exactly ``env`` (on ``cores``
+    only, if given)."""
     base = {
         k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REDIS_", "DATABASE_", "SECRET"))
     }
@@ -28,7 +31,13 @@ def run_django(code: str, env: dict[str, str], tmp_path) -> subprocess.Completed
     full = {**base, "ATTUNE_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "fer_site.settings", **env}
     script = f"import django; django.setup(); from django.conf import settings; {code}"
     return subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=full, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
     )
 
 
@@ -148,3 +157,20 @@ def test_check_deploy_is_clean_with_the_documented_production_variables(tmp_path
 
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinities (Linux)")
+def test_its_thread_counts_follow_the_cores_the_process_may_use_not_all_the_machine_has(tmp_path):
+    code = (
+        "import json; print(json.dumps([settings.USABLE_CORES, settings.EMOTIONS_PERCEPTION_THREADS, "
+        "settings.EMOTIONS_BATCH_WORKERS]))"
+    )
+    backend = {"EMOTIONS_BACKEND": "emotions.classifier.LiteRTClassifier"}
+
+    pinned = run_django(code, backend, tmp_path, cores={min(os.sched_getaffinity(0))})
+    free = run_django(code, backend, tmp_path)
+
+    assert pinned.returncode == 0 and free.returncode == 0, pinned.stderr + free.stderr
+    assert json.loads(pinned.stdout.strip().splitlines()[-1]) == [1, 1, 1]
+    cores = len(os.sched_getaffinity(0))
+    assert json.loads(free.stdout.strip().splitlines()[-1]) == [cores, cores, cores]
