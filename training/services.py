@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from emotions.classifier import file_sha256
+from emotions.classifier import file_sha256, litert_record_path
 from emotions.models import ModelVersion
 from training.config import ARCHITECTURES, TrainConfig
 from training.models import TrainingRun
@@ -280,6 +281,10 @@ def model_version_register(
         },
     )
     model_version_compile(version=version)
+    if not version.litert_error:
+        # The run's model card (beside the model) states what the compiled file costs per face here.
+        record = json.loads(litert_record_path(path).read_text())
+        _serving_cost_into_card(path.with_suffix(".tflite"), weights=record["weights"], seconds=0.5)
     if activate:
         from emotions.services import model_version_activate
 
@@ -431,13 +436,17 @@ def _calibrated_write(model, split, target: Path) -> dict:
 def model_card_serving_cost(*, compiled) -> dict:
     """Measure what serving ``compiled`` (an ``emotions.compile.CompiledModel``) costs per face and write it
     into the model card beside its model, where there is one (its '## Serving cost' section); return it."""
+    return _serving_cost_into_card(compiled.path, weights=compiled.weights)
+
+
+def _serving_cost_into_card(tflite: Path, *, weights: str, seconds: float = 1.0) -> dict:
     from emotions.compile import serving_cost
     from training.evaluation import serving_section
 
-    cost = serving_cost(compiled.path)
-    card = compiled.source.parent / "MODEL_CARD.md"
+    cost = serving_cost(tflite, seconds=seconds)
+    card = tflite.parent / "MODEL_CARD.md"
     if card.is_file():
-        section = serving_section(cost, compiled.weights)
+        section = serving_section(cost, weights)
         card.write_text(_card_with_section(card.read_text(), section, title="Serving cost"))
     return cost
 

@@ -162,7 +162,11 @@ def test_distillation_and_calibration_run_through_the_train_command(tiny_dataset
     assert run.metrics["calibration"]["ece_after"] >= 0
     assert run.artifacts["reliability"] == "reliability.png"
     assert (run.folder / "reliability.png").is_file()
-    assert "## Calibration" in (run.folder / "MODEL_CARD.md").read_text()
+    card = (run.folder / "MODEL_CARD.md").read_text()
+    assert "## Calibration" in card
+    # The registered version's LiteRT file, timed as the web processes serve it.
+    assert run.model_version.litert_error == "" and "## Serving cost" in card
+    assert "ms per face** alone" in card.split("## Serving cost")[1]
 
 
 @pytest.mark.slow
