@@ -185,6 +185,10 @@ def training_run_execute(
     run = TrainingRun.objects.get(pk=run_id)
     hooks = RunHooks(run, echo=echo, on_batch=batch_progress)
     try:
+        # Everything the run imports at its end too, now: a run takes hours, and code upgraded meanwhile
+        # must not meet the modules this process loaded before it (an ImportError after the training).
+        import emotions.compile  # noqa: F401
+        import training.evaluation  # noqa: F401
         from training.datasets import load_dataset
         from training.trainer import train
 
