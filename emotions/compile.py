@@ -46,6 +46,9 @@ from emotions.preprocessing import FACE_SIZE, INPUT_SHAPE
 
 logger = logging.getLogger(__name__)
 
+# The vector instructions /proc/cpuinfo may name that LiteRT's kernels use, as a serving cost states them.
+VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("amx_int8", "AMX"))
+
 # int8 weights are kept only when they serve a face in at most this share of float32's time here.
 INT8_MUST_SAVE = 0.9
 
@@ -327,13 +330,18 @@ def _ms_per_face(paths: dict[str, Path], *, rounds: int = 6, calls: int = 25) ->
 
 
 def _cpu_name() -> str:
+    """Return the CPU's model name and its widest vector instructions (what LiteRT's speed depends on)."""
+    name, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if line.startswith("model name") and name == "unknown CPU":
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return "unknown CPU"
+    vectors = [label for flag, label in VECTOR_FLAGS if flag in flags]
+    return ", ".join([name, *vectors])
 
 
 def _has_int8_weights(path: Path) -> bool:
