@@ -248,7 +248,6 @@ def compile_model(
             leftover.unlink(missing_ok=True)
 
     compiled = CompiledModel(
-        timed_ms_per_face=timed,
         path=target,
         sha256=file_sha256(target),
         source=source,
@@ -260,6 +259,7 @@ def compile_model(
         seconds=round(time.perf_counter() - started, 2),
         converter=f"tensorflow {tf.__version__}",
         runtime=f"ai-edge-litert {_package_version('ai-edge-litert')}",
+        timed_ms_per_face=timed,
     )
     if write_record:
         litert_record_path(source).write_text(json.dumps(compiled.record(), indent=2) + "\n")
