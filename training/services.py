@@ -285,7 +285,7 @@ def model_version_register(
         },
     )
     model_version_compile(version=version)
-    if not version.litert_error:
+    if not version.litert_error and (path.parent / "MODEL_CARD.md").is_file():
         # The run's model card (beside the model) states what the compiled file costs per face here.
         record = json.loads(litert_record_path(path).read_text())
         _serving_cost_into_card(path.with_suffix(".tflite"), weights=record["weights"], seconds=0.5)
