@@ -9,8 +9,12 @@ XNNPACK, as the web processes serve it):
   (decode → detect → crop → micro-batched classification) on 640×480 and
   320×240 JPEG frames of ``skimage.data.astronaut()`` with small shifts,
   scales and brightness changes, and ``fer``'s ``FER(mtcnn=False).detect_emotions``
-  on the same frames (JPEG decoding included for both), frame by frame;
-- classifier time per call and per face at batch 1, 8 and 32;
+  on the same frames (JPEG decoding included for both), each contender's stream
+  back to back, taking turns (see ``bench_frames``); a stream's faces are seen
+  from one side per frame where a one-view file is served, and timed with both
+  views on every frame too;
+- classifier time per call and per face at batch 1, 8 and 32 (and of the
+  one-view file at batch 1);
 - micro-batcher throughput with 1, 8 and 32 concurrent callers, against one
   classifier call per face.
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -101,16 +106,15 @@ def backend_settings(backend: str, settings: dict) -> dict:
     return {"workers": workers, "threads": threads if backend == "litert" else None}
 
 
-def load_classifiers(
-    model: Path | None, default_model: Path, backends: list[str], settings: dict
-) -> tuple[dict, str]:
-    """Return the classifier of each backend, serving the same model, and a note on which model."""
+def resolve_model(model: Path | None, default_model: Path, backends: list[str]) -> dict:
+    """Return the files each backend serves (the same model) and a note on which model it is.
+
+    Compiles the LiteRT file first if it has none (that imports TensorFlow, here, not where LiteRT
+    is timed).
+    """
     keras_path, note = keras_model(model, default_model)
-    classifiers = {}
-    for backend in backends:
-        if backend == "keras":
-            classifiers[backend] = KerasClassifier(keras_path, version=keras_path.stem)
-            continue
+    files = {"keras_path": str(keras_path), "note": note}
+    if "litert" in backends:
         litert_path, sha256, problem = litert_record_read(keras_path)
         if litert_path is None or not litert_path.is_file():
             from emotions.compile import compile_model
@@ -118,23 +122,32 @@ def load_classifiers(
             print(f"compiling {keras_path.name} to LiteRT ({problem})", file=sys.stderr)
             compiled = compile_model(keras_path)
             litert_path, sha256 = compiled.path, compiled.sha256
-        tuned = backend_settings(backend, settings)
-        classifiers[backend] = LiteRTClassifier(
-            litert_path,
-            sha256=sha256,
-            version=keras_path.stem,
-            num_threads=tuned["threads"],
-            interpreters=tuned["workers"],
-        )
-    return classifiers, note
+        files.update(litert_path=str(litert_path), litert_sha256=sha256)
+    return files
+
+
+def served_classifier(backend: str, files: dict, settings: dict):
+    """Return the classifier ``backend`` serves the model with, as the site builds it."""
+    keras_path = Path(files["keras_path"])
+    if backend == "keras":
+        configure_tensorflow()
+        return KerasClassifier(keras_path, version=keras_path.stem)
+    tuned = backend_settings(backend, settings)
+    return LiteRTClassifier(
+        files["litert_path"],
+        sha256=files["litert_sha256"],
+        version=keras_path.stem,
+        num_threads=tuned["threads"],
+        interpreters=tuned["workers"],
+    )
 
 
 def keras_model(model: Path | None, default_model: Path) -> tuple[Path, str]:
     """Return the ``.keras`` file to time and a note on which model it is."""
     path = model or default_model
-    configure_tensorflow()  # before anything else imports TensorFlow with other settings
     if path.is_file():
         return path, f"{path.name} (trained)"
+    configure_tensorflow()  # before anything else imports TensorFlow with other settings
     try:
         from training.architectures import build_model
 
@@ -198,55 +211,194 @@ def summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def bench_frames(pipeline: EmotionPipeline, detector_fer, frames: list[bytes], rounds: int) -> dict:
-    """Time the pipeline (as a stream and on single images) and fer on each frame in turn."""
-    modes = ("stream", "single")
-    stages = {mode: {stage: [] for stage in STAGES} for mode in modes}
-    found = dict.fromkeys(modes, 0)
-    fer_ms: list[float] = []
-    fer_found = 0
-    for frame in frames[:3]:  # warm-up: caches, thread pools, the first graph calls
-        pipeline.analyze_sync(frame)
-        if detector_fer is not None:
-            detector_fer.detect_emotions(cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR))
-    for _ in range(rounds):
-        # A stream keeps its mood and where its faces were, as a WebSocket connection does.
-        stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)}
+def frames_block(pipeline: EmotionPipeline, frames: list[bytes], mode: str) -> dict:
+    """Return each stage's times and the frames with a face, for ``frames`` run back to back in ``mode``:
+    ``stream`` (one visitor's frames: a mood tracker and a face track, as a WebSocket connection keeps,
+    and a stream's alternating views), ``stream_both_views`` (the same with both views on every frame)
+    or ``single`` (each frame alone)."""
+    stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)} if mode != "single" else {}
+    alternate, pipeline.alternate_views = pipeline.alternate_views, mode == "stream"
+    stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    found = 0
+    try:
         for frame in frames:
-            for mode in modes:
-                result = pipeline.analyze_sync(frame, **(stream if mode == "stream" else {}))
-                for stage in STAGES:
-                    stages[mode][stage].append(result.timings_ms[stage])
-                found[mode] += bool(result.faces)
-            if detector_fer is not None:
-                started = time.perf_counter()
-                image = cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR)
-                faces = detector_fer.detect_emotions(image)
-                fer_ms.append((time.perf_counter() - started) * 1000)
-                fer_found += bool(faces)
-    count = rounds * len(frames)
-    report: dict = {"frames": count}
-    for mode in modes:
-        report[mode] = {stage: summary(values) for stage, values in stages[mode].items()}
-        report[mode]["face_found"] = round(found[mode] / count, 3)
-    if fer_ms:
-        report["fer"] = {**summary(fer_ms), "face_found": round(fer_found / count, 3)}
-        for mode in modes:
+            result = pipeline.analyze_sync(frame, **stream)
+            for stage in STAGES:
+                stages[stage].append(result.timings_ms[stage])
+            found += bool(result.faces)
+    finally:
+        pipeline.alternate_views = alternate
+    return {"stages": stages, "found": found}
+
+
+def fer_block(detector_fer, frames: list[bytes]) -> dict:
+    """Return fer's time per frame (JPEG decoding included) and the frames it found a face in."""
+    ms, found = [], 0
+    for frame in frames:
+        started = time.perf_counter()
+        faces = detector_fer.detect_emotions(cv2.imdecode(np.frombuffer(frame, np.uint8), cv2.IMREAD_COLOR))
+        ms.append((time.perf_counter() - started) * 1000)
+        found += bool(faces)
+    return {"ms": ms, "found": found}
+
+
+class Contender:
+    """A backend (or fer) timed in a process of its own, started fresh (spawn), as it would be served.
+
+    A web process serving LiteRT never imports TensorFlow, whose thread pools, and fer's, would
+    otherwise share the process and its caches with the pipeline timed. The parent asks for one
+    block of work at a time (:meth:`ask`), so that contenders take turns and none runs while another
+    is timed.
+    """
+
+    def __init__(self, name: str, setup: dict) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.name = name
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_contender_main, args=(child, name, setup), daemon=True)
+        self.process.start()
+        child.close()
+        self.info: dict = {}
+
+    def ready(self) -> dict:
+        """Wait until the contender has loaded; return what it says about itself."""
+        self.info = self._reply()
+        return self.info
+
+    def ask(self, request: str, *args):
+        self.connection.send((request, args))
+        return self._reply()
+
+    def _reply(self):
+        try:
+            ok, value = self.connection.recv()
+        except EOFError:
+            raise RuntimeError(f"the {self.name} contender exited") from None
+        if not ok:
+            raise RuntimeError(f"{self.name}: {value}")
+        return value
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, BrokenPipeError):
+            self.connection.send(("close", ()))
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def _contender_main(connection, name: str, setup: dict) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        served = _Served(name, setup)
+        connection.send((True, served.info))
+    except Exception as exc:  # reported to the parent, which stops
+        connection.send((False, f"{type(exc).__name__}: {exc}"))
+        return
+    try:
+        while True:
+            request, args = connection.recv()
+            if request == "close":
+                break
+            try:
+                connection.send((True, getattr(served, request)(*args)))
+            except Exception as exc:
+                connection.send((False, f"{request}: {type(exc).__name__}: {exc}"))
+    finally:
+        served.close()
+
+
+class _Served:
+    """What a contender's process holds: a backend's classifier, batcher and pipelines, or fer."""
+
+    def __init__(self, name: str, setup: dict) -> None:
+        self.setup = setup
+        self.batcher = None
+        if name == "fer":
+            self.detector_fer, note = load_fer(Path(setup["fer_path"]))
+            self.info = {"note": note, "available": self.detector_fer is not None}
+            return
+        settings = site_settings()
+        self.settings = settings
+        self.classifier = served_classifier(name, setup["files"], settings)
+        self.batcher = MicroBatcher(
+            self.classifier,
+            max_batch=settings["EMOTIONS_BATCH_MAX_SIZE"],
+            max_wait_ms=settings["EMOTIONS_BATCH_MAX_WAIT_MS"],
+            queue_size=settings["EMOTIONS_BATCH_QUEUE_SIZE"],
+            workers=backend_settings(name, settings)["workers"],
+            inline=not getattr(self.classifier, "gains_from_batching", True),  # as the site builds it
+        )
+        self.pipelines: dict[str, EmotionPipeline] = {}
+        views = settings["EMOTIONS_ALTERNATE_VIEWS"] and getattr(self.classifier, "views", False)
+        self.info = {"views": views, "tensorflow": "tensorflow" in sys.modules}
+
+    def frames(self, size: str, frames: list[bytes], modes: list[str]) -> dict:
+        pipeline = self.pipelines.get(size)
+        if pipeline is None:
+            detector_class = HaarFaceDetector if self.setup["detector"] == "haar" else BlazeFaceDetector
+            pipeline = self.pipelines[size] = EmotionPipeline(
+                detector_class(**self.setup["detector_args"]),
+                self.batcher,
+                max_bytes=self.settings["EMOTIONS_MAX_IMAGE_BYTES"],
+                max_pixels=self.settings["EMOTIONS_MAX_IMAGE_PIXELS"],
+                classifier=self.classifier,
+                alternate_views=self.settings["EMOTIONS_ALTERNATE_VIEWS"],
+            )
+            for frame in frames[:3]:  # warm-up: caches, thread pools, the first graph calls
+                pipeline.analyze_sync(frame)
+        return {mode: frames_block(pipeline, frames, mode) for mode in modes}
+
+    def fer(self, frames: list[bytes]) -> dict:
+        if not getattr(self, "warm", False):
+            fer_block(self.detector_fer, frames[:3])
+            self.warm = True
+        return fer_block(self.detector_fer, frames)
+
+    def classifier_costs(self, seconds: float) -> dict:
+        costs = {"classifier": bench_classifier(self.classifier, seconds)}
+        if getattr(self.classifier, "views", False):
+            costs["classifier_one_view"] = bench_classifier(self.classifier, seconds, (1,), view=True)
+        return costs
+
+    def batcher_costs(self, workers: int, seconds: float) -> dict:
+        return bench_batcher(self.classifier, self.settings, workers, seconds)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+def frames_report(blocks: list[dict], fer_blocks: list[dict], frames: int) -> dict:
+    """Return a backend's report for one frame size from its blocks (and fer's)."""
+    report: dict = {"frames": frames}
+    for mode in blocks[0]:
+        stages = {stage: [t for block in blocks for t in block[mode]["stages"][stage]] for stage in STAGES}
+        report[mode] = {stage: summary(values) for stage, values in stages.items()}
+        report[mode]["face_found"] = round(sum(block[mode]["found"] for block in blocks) / frames, 3)
+    if fer_blocks:
+        fer_ms = [t for block in fer_blocks for t in block["ms"]]
+        found = sum(block["found"] for block in fer_blocks) / len(fer_ms)
+        report["fer"] = {**summary(fer_ms), "face_found": round(found, 3)}
+        for mode in blocks[0]:
             report[mode]["fer_ratio"] = round(report["fer"]["median"] / report[mode]["total"]["median"], 1)
     return report
 
 
-def bench_classifier(classifier, seconds: float) -> dict:
-    """Return faces per second, ms per call and ms per face of the classifier at batch 1, 8 and 32."""
+def bench_classifier(classifier, seconds: float, sizes: tuple[int, ...] = (1, 8, 32), *, view=False) -> dict:
+    """Return faces per second, ms per call and ms per face of the classifier at batch 1, 8 and 32
+    (``view``: of its one-view file, what a stream's frame costs; see ``predict_view``)."""
+    predict = (lambda faces: classifier.predict_view(faces, mirrored=False)) if view else classifier.predict
     results = {}
-    for size in (1, 8, 32):
+    for size in sizes:
         faces = np.random.default_rng(size).random((size, 48, 48, 1), dtype=np.float32)
-        classifier.predict(faces)
+        predict(faces)
         calls: list[float] = []
         deadline = time.perf_counter() + seconds
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            classifier.predict(faces)
+            predict(faces)
             calls.append(time.perf_counter() - started)
         results[size] = {
             "faces_per_s": round(size * len(calls) / sum(calls), 1),
@@ -317,6 +469,7 @@ def print_table(report: dict) -> None:
     for backend, result in report["backends"].items():
         print(f"backend {backend}: {result['settings']}")
     print(f"peer: {report['fer']}")
+    print(f"processes: {report['processes']}")
     backends = list(report["backends"])
     for size in report["backends"][backends[0]]["frames"]:
         print()
@@ -333,6 +486,15 @@ def print_table(report: dict) -> None:
                 for r in results
             )
             print(f"{'':<9}{stage:<12}{cells}")
+        if any("stream_both_views" in r for r in results):
+            cells = "".join(
+                f"{r['stream_both_views']['total']['median']:>16.2f}{r['stream_both_views']['total']['p95']:>8.2f}"
+                f"{'':>17}"
+                if "stream_both_views" in r
+                else f"{'-':>16}{'':>25}"
+                for r in results
+            )
+            print(f"{'':<9}{'both views':<12}{cells}")
         if "fer" in results[0]:
             cells = "".join(f"{r['fer']['median']:>16.2f}{r['fer']['p95']:>8.2f}{'':>17}" for r in results)
             print(f"{'':<9}{'fer':<12}{cells}")
@@ -347,15 +509,23 @@ def print_table(report: dict) -> None:
             if "fer" in r:
                 found += f"; fer {r['fer']['face_found']:.0%}"
             print(f"{'':<9}{found}")
-    print("stream: one visitor's frames in order (mood tracker, face track); single: each frame alone")
+    print(
+        "stream: one visitor's frames in order (mood tracker, face track), where a one-view file is served "
+        "its faces seen from one side per frame, alternately; both views: the same stream with both views "
+        "on every frame (the stream's total); single: each frame alone"
+    )
     print()
-    print(f"{'classifier':<12}{'batch':>6}{'faces/s':>10}{'ms/call':>10}{'ms/face':>10}")
+    print(f"{'classifier':<16}{'batch':>6}{'faces/s':>10}{'ms/call':>10}{'ms/face':>10}")
     for backend in backends:
-        for size, result in report["backends"][backend]["classifier"].items():
-            print(
-                f"{backend:<12}{size:>6}{result['faces_per_s']:>10.1f}{result['ms_per_call']:>10.2f}"
-                f"{result['ms_per_face']:>10.3f}"
-            )
+        rows = [(backend, report["backends"][backend]["classifier"])]
+        if "classifier_one_view" in report["backends"][backend]:
+            rows.append((f"{backend} 1 view", report["backends"][backend]["classifier_one_view"]))
+        for label, results in rows:
+            for size, result in results.items():
+                print(
+                    f"{label:<16}{size:>6}{result['faces_per_s']:>10.1f}{result['ms_per_call']:>10.2f}"
+                    f"{result['ms_per_face']:>10.3f}"
+                )
     print()
     header = f"{'backend':<9}{'callers':>8}{'one call/face':>15}{'micro-batcher':>15}{'mean batch':>12}"
     print(f"{header}{'ratio':>8}")
@@ -381,7 +551,12 @@ def targets(report: dict) -> dict:
     found = {
         f"classify ({backend})": {
             "goal": f"≤ {TARGET_MS_PER_FACE:g} ms per face at batch 1",
-            "measured": f"{one_face:.2f} ms",
+            "measured": f"{one_face:.2f} ms"
+            + (
+                f" (one view, a stream's frame: {result['classifier_one_view'][1]['ms_per_face']:.2f} ms)"
+                if "classifier_one_view" in result
+                else ""
+            ),
             "met": one_face <= TARGET_MS_PER_FACE,
         },
         f"640×480 frame ({backend})": {
@@ -443,62 +618,71 @@ def main(argv: list[str] | None = None) -> int:
             "threads": settings["EMOTIONS_DETECTOR_THREADS"],
         }
         detector_class = BlazeFaceDetector
-    classifiers, model_note = load_classifiers(
-        args.model, Path(settings["EMOTIONS_DEFAULT_MODEL"]), backends, settings
-    )
-    detector_fer, fer_note = load_fer(args.fer_path)
-    report: dict = {
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"load average {os.getloadavg()[0]:.1f} at start"
-        ),
-        "command": " ".join(["python", "bench/emotion_engine.py", *(argv or sys.argv[1:])]),
-        "model": model_note,
-        "detector": f"{detector_class.__name__} " + ", ".join(f"{k}={v}" for k, v in detector_args.items()),
-        "batcher_settings": (
-            f"max_batch={settings['EMOTIONS_BATCH_MAX_SIZE']}, "
-            f"max_wait_ms={settings['EMOTIONS_BATCH_MAX_WAIT_MS']}"
-        ),
-        "fer": fer_note,
-        "backends": {
-            backend: {"settings": backend_settings(backend, settings), "frames": {}} for backend in backends
-        },
+    files = resolve_model(args.model, Path(settings["EMOTIONS_DEFAULT_MODEL"]), backends)
+    setup = {
+        "files": files,
+        "detector": detector_name,
+        "detector_args": detector_args,
+        "fer_path": str(args.fer_path),
     }
-
-    batchers = {
-        backend: MicroBatcher(
-            classifier,
-            max_batch=settings["EMOTIONS_BATCH_MAX_SIZE"],
-            max_wait_ms=settings["EMOTIONS_BATCH_MAX_WAIT_MS"],
-            queue_size=settings["EMOTIONS_BATCH_QUEUE_SIZE"],
-            workers=report["backends"][backend]["settings"]["workers"],
-            inline=not getattr(classifier, "gains_from_batching", True),  # as the site builds it
-        )
-        for backend, classifier in classifiers.items()
-    }
+    # Each in a process of its own, as served; they load side by side, then take turns.
+    contenders = {name: Contender(name, setup) for name in [*backends, "fer"]}
     try:
-        # Size by size, backend after backend: both meet the same moments of a shared machine's load.
+        infos = {name: contender.ready() for name, contender in contenders.items()}
+        if not infos["fer"]["available"]:
+            contenders.pop("fer").close()
+        report: dict = {
+            "machine": (
+                f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                f"load average {os.getloadavg()[0]:.1f} at start"
+            ),
+            "command": " ".join(["python", "bench/emotion_engine.py", *(argv or sys.argv[1:])]),
+            "model": files["note"],
+            "detector": f"{detector_class.__name__} "
+            + ", ".join(f"{k}={v}" for k, v in detector_args.items()),
+            "batcher_settings": (
+                f"max_batch={settings['EMOTIONS_BATCH_MAX_SIZE']}, "
+                f"max_wait_ms={settings['EMOTIONS_BATCH_MAX_WAIT_MS']}"
+            ),
+            "fer": infos["fer"]["note"],
+            "processes": "one per backend and one for fer; TensorFlow imported in: "
+            + (", ".join(name for name in backends if infos[name]["tensorflow"]) or "none"),
+            "backends": {
+                backend: {"settings": backend_settings(backend, settings), "frames": {}}
+                for backend in backends
+            },
+        }
+        modes = {
+            backend: ["stream", "stream_both_views", "single"]
+            if infos[backend]["views"]
+            else ["stream", "single"]
+            for backend in backends
+        }
         for size in SIZES:
             frames = make_frames(size, args.frames)
             name = f"{size[0]}×{size[1]}"
-            for backend, classifier in classifiers.items():
-                pipeline = EmotionPipeline(
-                    detector_class(**detector_args),
-                    batchers[backend],
-                    max_bytes=settings["EMOTIONS_MAX_IMAGE_BYTES"],
-                    max_pixels=settings["EMOTIONS_MAX_IMAGE_PIXELS"],
-                    classifier=classifier,
+            blocks: dict[str, list[dict]] = {backend: [] for backend in backends}
+            fer_blocks: list[dict] = []
+            # Round after round, contender after contender: all meet the same moments of the machine's load.
+            for _ in range(args.rounds):
+                for backend in backends:
+                    blocks[backend].append(contenders[backend].ask("frames", name, frames, modes[backend]))
+                if "fer" in contenders:
+                    fer_blocks.append(contenders["fer"].ask("fer", frames))
+            for backend in backends:
+                report["backends"][backend]["frames"][name] = frames_report(
+                    blocks[backend], fer_blocks, args.rounds * len(frames)
                 )
-                frames_report = bench_frames(pipeline, detector_fer, frames, args.rounds)
-                report["backends"][backend]["frames"][name] = frames_report
+        for backend in backends:
+            report["backends"][backend].update(contenders[backend].ask("classifier_costs", args.seconds))
+        for backend in backends:
+            workers = report["backends"][backend]["settings"]["workers"]
+            report["backends"][backend]["batcher"] = contenders[backend].ask(
+                "batcher_costs", workers, args.seconds
+            )
     finally:
-        for batcher in batchers.values():
-            batcher.close()
-    for backend, classifier in classifiers.items():
-        report["backends"][backend]["classifier"] = bench_classifier(classifier, args.seconds)
-    for backend, classifier in classifiers.items():
-        workers = report["backends"][backend]["settings"]["workers"]
-        report["backends"][backend]["batcher"] = bench_batcher(classifier, settings, workers, args.seconds)
+        for contender in contenders.values():
+            contender.close()
     report["targets"] = targets(report)
 
     if args.out:

@@ -98,6 +98,8 @@ class MicroBatcher:
         if max_batch < 1 or queue_size < 1 or max_wait_ms < 0 or workers < 1:
             raise ValueError("max_batch, queue_size and workers must be positive, max_wait_ms not negative")
         self._predict = predict.predict if hasattr(predict, "predict") else predict
+        # A classifier that answers for one side of a face (HotSwapClassifier, LiteRTClassifier).
+        self._predict_view = getattr(predict, "predict_view", None)
         self.max_batch = max_batch
         self.max_wait_s = max_wait_ms / 1000.0
         self.queue_size = queue_size
@@ -141,10 +143,15 @@ class MicroBatcher:
         """Return (n, 7) probabilities for (n, 48, 48, 1) faces, awaiting the batch without blocking."""
         return await asyncio.wrap_future(self.submit(faces))
 
-    def classify_sync(self, faces: np.ndarray, timeout: float | None = None) -> np.ndarray:
+    def classify_sync(
+        self, faces: np.ndarray, timeout: float | None = None, *, mirrored: bool | None = None
+    ) -> np.ndarray:
         """Return (n, 7) probabilities for (n, 48, 48, 1) faces, blocking this thread until done.
 
-        With ``inline``, this thread runs the classifier itself (``timeout`` does not apply).
+        With ``inline``, this thread runs the classifier itself (``timeout`` does not apply), and
+        ``mirrored`` (True or False) asks for the faces seen from one side, where the classifier
+        can answer so (``predict_view``): a stream's frames alternate sides. Batched faces are
+        classified whole.
         """
         if not self.inline:
             return self.submit(faces).result(timeout)
@@ -153,7 +160,10 @@ class MicroBatcher:
             return np.zeros((0, NUM_CLASSES), dtype=np.float32)
         if self._closed:
             raise BatcherClosed("the micro-batcher is closed")
-        probabilities = self._classify(faces)
+        if mirrored is None or self._predict_view is None:
+            probabilities = self._classify(faces)
+        else:
+            probabilities = self._classify(faces, lambda part: self._predict_view(part, mirrored=mirrored))
         self._count(len(faces))
         return probabilities
 
@@ -204,10 +214,13 @@ class MicroBatcher:
                 size += len(item.faces)
             self._run(batch)
 
-    def _classify(self, faces: np.ndarray) -> np.ndarray:
+    def _classify(
+        self, faces: np.ndarray, predict: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> np.ndarray:
+        predict = predict or self._predict
         probabilities = np.concatenate(
             [
-                np.asarray(self._predict(faces[start : start + self.max_batch]), dtype=np.float32)
+                np.asarray(predict(faces[start : start + self.max_batch]), dtype=np.float32)
                 for start in range(0, len(faces), self.max_batch)
             ]
         )

@@ -14,11 +14,20 @@ Weights are stored as int8 (dynamic-range quantization) when that file stays wit
 than float32 weights do on the compiling machine (three times faster on one machine
 measured, no faster or slower on an AVX2-only one), otherwise as float32 within
 :data:`~emotions.classifier.LITERT_TOLERANCE`; a file beyond both is refused.
+
+A model that averages each face's answer with its mirror image's (``mirror_average``,
+``ensemble --mirror``) runs its network twice per face. Its answer on the face alone
+is compiled too, to ``X.view.tflite``, named in the record under ``one_view`` once
+the mean of that file's answers on a face and on its mirror image is checked to be
+the model's answer. A stream then shows the model the face on one frame and its
+mirror image on the next, each at half the cost, and its mood, a moving average,
+averages the two views as the model would (:meth:`emotions.classifier.LiteRTClassifier.predict_view`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -52,6 +61,10 @@ VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"
 # int8 weights are kept only when they serve a face in at most this share of float32's time here.
 INT8_MUST_SAVE = 0.9
 
+# The layer that turns a face into its mirror image inside a model that averages the two
+# (training.trainer.averaged builds it): the answers that do not pass through it are the face's own.
+MIRROR_LAYER = "mirror"
+
 
 class CompileError(Exception):
     """A model that could not be compiled to LiteRT, or whose compiled file answers differently."""
@@ -74,6 +87,9 @@ class CompiledModel:
     runtime: str
     # Per face on the machine that compiled it, each kind of weights that passed, when both did.
     timed_ms_per_face: dict[str, float] = field(default_factory=dict)
+    # The model's answer on the face alone, for a model that also averages its mirror image: the file,
+    # its SHA-256 and how far the mean of its two views is from the Keras model (else None).
+    one_view: dict | None = None
 
     def record(self) -> dict:
         """Return the JSON record written beside the model (file names relative to its folder)."""
@@ -89,6 +105,7 @@ class CompiledModel:
             "converter": self.converter,
             "runtime": self.runtime,
             **({"timed_ms_per_face": self.timed_ms_per_face} if self.timed_ms_per_face else {}),
+            **({"one_view": self.one_view} if self.one_view else {}),
         }
 
 
@@ -240,6 +257,9 @@ def compile_model(
         else:
             (weights,) = passed
         partial, max_abs_diff, allowed = passed[weights]
+        one_view = _compile_one_view(
+            tf, model, source, faces, expected, int8=weights == "int8", allowed=allowed
+        )
         os.replace(partial, target)
     finally:
         for partial, _, _ in passed.values():
@@ -260,6 +280,7 @@ def compile_model(
         converter=f"tensorflow {tf.__version__}",
         runtime=f"ai-edge-litert {_package_version('ai-edge-litert')}",
         timed_ms_per_face=timed,
+        one_view=one_view,
     )
     if write_record:
         litert_record_path(source).write_text(json.dumps(compiled.record(), indent=2) + "\n")
@@ -272,6 +293,67 @@ def compile_model(
         len(faces),
     )
     return compiled
+
+
+def one_view_model(model):
+    """Return the part of ``model`` that answers on the face alone, when ``model`` averages that answer
+    with its answer on the face's mirror image (one Keras model, sharing its layers); otherwise None."""
+    import keras
+
+    final = model.layers[-1]
+    names = {layer.name for layer in model.layers}
+    if not isinstance(final, keras.layers.Average) or MIRROR_LAYER not in names:
+        return None
+    # A model cut at one of the answers holds only the layers that answer needs: the mirror, or not.
+    own = [
+        answer
+        for answer in final.input
+        if MIRROR_LAYER not in {layer.name for layer in keras.Model(model.inputs, answer).layers}
+    ]
+    if not own or len(own) == len(final.input):
+        return None
+    outputs = own[0] if len(own) == 1 else keras.layers.Average(dtype="float32")(own)
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_one_view")
+
+
+def one_view_path(keras_path: str | Path) -> Path:
+    """Return where the one-view LiteRT file of the model at ``keras_path`` goes: ``<stem>.view.tflite``."""
+    return Path(keras_path).with_suffix(".view.tflite")
+
+
+def _compile_one_view(
+    tf, model, source: Path, faces: np.ndarray, expected: np.ndarray, *, int8: bool, allowed: float
+) -> dict | None:
+    """Write ``model``'s one-view LiteRT file beside ``source`` and return its record entry, or None
+    (and no file) when the model has no mirror view or the mean of the file's two views is off."""
+    target = one_view_path(source)
+    target.unlink(missing_ok=True)  # a file from an earlier compile answers for another model
+    try:
+        one_view = one_view_model(model)
+    except Exception as exc:  # a model of another shape than Attune builds: served whole, no loss
+        logger.info("%s: no one-view file (%s: %s)", source.name, type(exc).__name__, exc)
+        return None
+    if one_view is None:
+        return None
+    partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
+    try:
+        partial.write_bytes(_convert(tf, one_view, source, int8=int8))
+        max_abs_diff = _verify(partial, faces, expected, views=True)
+        if max_abs_diff > allowed:
+            logger.info(
+                "%s: the mean of its one-view file's two views differs by %.3g (over %g): not kept",
+                source.name,
+                max_abs_diff,
+                allowed,
+            )
+            return None
+        os.replace(partial, target)
+    except CompileError as exc:
+        logger.info("%s: no one-view file (%s)", source.name, exc)
+        return None
+    finally:
+        partial.unlink(missing_ok=True)
+    return {"model": target.name, "sha256": file_sha256(target), "max_abs_diff": max_abs_diff}
 
 
 def _convert(tf, model, source: Path, *, int8: bool) -> bytes:
@@ -292,7 +374,8 @@ def serving_cost(path: str | Path, *, seconds: float = 1.0) -> dict:
     """Return what serving the LiteRT file at ``path`` costs here, as the web processes run it.
 
     One interpreter on one thread with XNNPACK: the median milliseconds per face at batch 1 (a lone
-    visitor's frame) and at batch 32, each timed for about ``seconds``, and this machine's description.
+    image) and at batch 32, each timed for about ``seconds``, of its one-view file at batch 1 (a
+    stream's frame) where it has one, and this machine's description.
     """
     import platform
 
@@ -300,15 +383,23 @@ def serving_cost(path: str | Path, *, seconds: float = 1.0) -> dict:
     faces = sample_faces(32)
     cost = {"threads": 1, "xnnpack": bool(served.xnnpack)}
     for size in (1, 32):
-        calls: list[float] = []
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline or len(calls) < 5:
-            started = time.perf_counter()
-            served.predict(faces[:size])
-            calls.append(time.perf_counter() - started)
-        cost[f"batch_{size}_ms_per_face"] = round(float(np.median(calls)) * 1000 / size, 3)
+        cost[f"batch_{size}_ms_per_face"] = round(_median_ms(served.predict, faces[:size], seconds) / size, 3)
+    if served.views:
+        one_view = functools.partial(served.predict_view, mirrored=False)
+        cost["one_view_ms_per_face"] = round(_median_ms(one_view, faces[:1], seconds), 3)
     cost["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})"
     return cost
+
+
+def _median_ms(predict, faces: np.ndarray, seconds: float) -> float:
+    """Return the median milliseconds of ``predict(faces)``, called for ``seconds`` (and 5 times at least)."""
+    calls: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(calls) < 5:
+        started = time.perf_counter()
+        predict(faces)
+        calls.append(time.perf_counter() - started)
+    return float(np.median(calls)) * 1000
 
 
 def _ms_per_face(paths: dict[str, Path], *, rounds: int = 6, calls: int = 25) -> dict[str, float]:
@@ -352,14 +443,27 @@ def _has_int8_weights(path: Path) -> bool:
     )
 
 
-def _verify(path: Path, faces: np.ndarray, expected: np.ndarray) -> float:
-    """Return the largest |LiteRT − Keras| over ``faces`` served one by one and as one batch."""
+def _verify(path: Path, faces: np.ndarray, expected: np.ndarray, *, views: bool = False) -> float:
+    """Return the largest |LiteRT − Keras| over ``faces`` served one by one and as one batch.
+
+    ``views``: the file at ``path`` answers on one view; what is compared is the mean of its answers
+    on each face and on the face's mirror image.
+    """
+
     try:
         served = LiteRTClassifier(path, version="verify", warmup_batch_sizes=(1,))
-        one_by_one = np.concatenate([served.predict(faces[i : i + 1]) for i in range(len(faces))])
-        batched = served.predict(faces)
+        one_by_one, batched = _answers(served, faces)
+        if views:
+            mirrored = _answers(served, np.ascontiguousarray(faces[:, :, ::-1, :]))
+            one_by_one, batched = (one_by_one + mirrored[0]) / 2, (batched + mirrored[1]) / 2
     except ModelFileError as exc:
         raise CompileError(f"the compiled file does not run under LiteRT: {exc}") from exc
     if one_by_one.shape != expected.shape or batched.shape != expected.shape:
         raise CompileError(f"the compiled file returns {batched.shape}, Keras {expected.shape}")
     return float(max(np.abs(one_by_one - expected).max(), np.abs(batched - expected).max()))
+
+
+def _answers(served: LiteRTClassifier, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return what ``served`` answers on ``faces`` one by one and as one batch."""
+    one_by_one = np.concatenate([served.predict(faces[i : i + 1]) for i in range(len(faces))])
+    return one_by_one, served.predict(faces)

@@ -566,6 +566,7 @@ class FaceTrack:
     def __init__(self, rescan_every: int = 10, *, phase: int | None = None) -> None:
         self.rescan_every = rescan_every
         self.faces: list[Found] = []
+        self.frames = 0  # frames seen, counting this one once detect has run
         self.full_scans = 0
         self.quick_scans = 0
         self._since_scan = 0
@@ -575,6 +576,7 @@ class FaceTrack:
 
     def detect(self, detector: FaceDetector, gray: np.ndarray) -> list[Found]:
         """Return the faces in ``gray`` ((h, w) uint8), largest first, using what the last frames showed."""
+        self.frames += 1
         detect_near = getattr(detector, "detect_near", None)
         detect_new = getattr(detector, "detect_new", None)
         due = self._since_scan >= self.rescan_every

@@ -166,6 +166,7 @@ def _emotion_engine_build() -> EmotionEngine:
         max_pixels=settings.EMOTIONS_MAX_IMAGE_PIXELS,
         classifier=classifier,
         threads=settings.EMOTIONS_PERCEPTION_THREADS,
+        alternate_views=settings.EMOTIONS_ALTERNATE_VIEWS,
     )
     # Loading the model takes a moment (seconds with TensorFlow): start before the first frame.
     classifier.start()

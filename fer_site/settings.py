@@ -349,6 +349,10 @@ EMOTIONS_BATCH_WORKERS = env_int(
     min_value=1,
     max_value=64,
 )
+# A model that averages each face with its mirror image (the shipped default does) sees a live stream's
+# faces from one side per frame, alternately, at half the cost, where its one-view file is served
+# (LiteRT): the mood averages the two. Off: every frame costs both views.
+EMOTIONS_ALTERNATE_VIEWS = env_bool("EMOTIONS_ALTERNATE_VIEWS", True)
 EMOTIONS_MOOD_ALPHA = env_float("EMOTIONS_MOOD_ALPHA", 0.3, min_value=0.01, max_value=1.0)
 EMOTIONS_MOOD_MARGIN = env_float("EMOTIONS_MOOD_MARGIN", 0.1, min_value=0.0, max_value=1.0)
 EMOTIONS_MOOD_DWELL_S = env_float("EMOTIONS_MOOD_DWELL_S", 1.0, min_value=0.0)

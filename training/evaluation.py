@@ -281,14 +281,22 @@ split, so the figure after is slightly optimistic.
 
 def serving_section(cost: dict, weights: str) -> str:
     """Return the model card's serving-cost section for a LiteRT file's measured ``cost``."""
+    one_view = (
+        "A live stream's frame shows it each face from one side (the face or its mirror image, in turn)\n"
+        f"through its one-view file: **{cost['one_view_ms_per_face']:.2f} ms per face**; the mood averages "
+        "the two.\n"
+        if "one_view_ms_per_face" in cost
+        else ""
+    )
     return f"""
 ## Serving cost
 
 Served by the web processes as a LiteRT file ({weights} weights) with XNNPACK, one interpreter on
-{cost["threads"]} thread: **{cost["batch_1_ms_per_face"]:.2f} ms per face** alone (a visitor's frame),
+{cost["threads"]} thread: **{cost["batch_1_ms_per_face"]:.2f} ms per face** alone (a lone image),
 {cost["batch_32_ms_per_face"]:.2f} ms per face in a batch of 32, measured when it was compiled on
-{cost["machine"]} (a shared machine: expect ±30 %). `bench/emotion_engine.py --model FILE` times it in the
-whole pipeline, beside the Keras backend and `fer`.
+{cost["machine"]} (a shared machine: expect ±30 %).
+{one_view}`bench/emotion_engine.py --model FILE` times it in the whole pipeline, beside the Keras
+backend and `fer`.
 """
 
 

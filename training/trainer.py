@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from emotions.compile import MIRROR_LAYER
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
 from training.architectures import build_model
@@ -339,7 +340,7 @@ def averaged(
         face = keras.layers.Resizing(height, width, interpolation="bilinear", name="zoom_resize")(face)
     views = [face]
     if mirror:
-        flip = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror")
+        flip = keras.layers.Dense(width, use_bias=False, trainable=False, name=MIRROR_LAYER)
         x = keras.layers.Permute((1, 3, 2))(face)  # (height, channels, width): Dense acts on width
         views.append(keras.layers.Permute((1, 3, 2))(flip(x)))
         flip.set_weights([np.eye(width, dtype=np.float32)[::-1]])
@@ -372,7 +373,7 @@ def served_zoom(model: keras.Model) -> float:
 def leaf_networks(model: keras.Model) -> tuple[list[keras.Model], bool]:
     """Return the networks inside a served model (itself when it wraps none) and whether it mirrors faces."""
     inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    mirrors = any(layer.name == "mirror" for layer in model.layers)
+    mirrors = any(layer.name == MIRROR_LAYER for layer in model.layers)
     return (inner or [model]), mirrors
 
 

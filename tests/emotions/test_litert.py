@@ -207,6 +207,91 @@ def test_hot_swap_refuses_a_model_without_a_litert_file_with_the_reason():
         served.predict(FACES)
 
 
+# --- A stream's faces, one side per frame -------------------------------------------------------
+
+
+def test_the_shipped_model_comes_with_a_one_view_file_whose_two_views_average_to_the_model():
+    served = LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), version="default")
+
+    face = served.predict_view(FACES, mirrored=False)
+    mirrored = served.predict_view(FACES, mirrored=True)
+
+    assert served.views
+    np.testing.assert_allclose((face + mirrored) / 2, served.predict(FACES), atol=LITERT_TOLERANCE)
+    np.testing.assert_allclose(mirrored, served.predict_view(FACES[:, :, ::-1, :], mirrored=False), atol=1e-6)
+    assert np.abs(face - mirrored).max() > 0.01  # two views that differ, not one answer twice
+    record = json.loads(DEFAULT_KERAS.with_suffix(".litert.json").read_text())
+    assert record["one_view"]["model"] == "attune_default.view.tflite"
+    assert record["one_view"]["sha256"] == file_sha256(DEFAULT_KERAS.with_suffix(".view.tflite"))
+
+
+@pytest.fixture
+def shipped_copy(tmp_path) -> Path:
+    """A copy of the shipped LiteRT file, its one-view file and their record; returns the LiteRT file."""
+    for suffix in (".tflite", ".view.tflite", ".litert.json"):
+        shutil.copy(DEFAULT_KERAS.with_suffix(suffix), tmp_path / f"m{suffix}")
+    record_path = tmp_path / "m.litert.json"
+    record = json.loads(record_path.read_text())
+    record["model"], record["one_view"]["model"] = "m.tflite", "m.view.tflite"
+    record_path.write_text(json.dumps(record))
+    return tmp_path / "m.tflite"
+
+
+def edit_record(path: Path, change) -> None:
+    record_path = path.with_suffix(".litert.json")
+    record = json.loads(record_path.read_text())
+    change(record)
+    record_path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "view file altered",
+        "record of another model",
+        "name outside the folder",
+        "no record",
+    ],
+)
+def test_a_one_view_file_is_served_only_where_its_record_vouches_for_it(shipped_copy, damage, caplog):
+    sha256 = file_sha256(shipped_copy)
+    assert LiteRTClassifier(shipped_copy, sha256=sha256).views  # the copy as it is
+
+    if damage == "view file altered":
+        view = shipped_copy.with_suffix(".view.tflite")
+        view.write_bytes(view.read_bytes() + b"\0")
+    elif damage == "record of another model":
+        edit_record(shipped_copy, lambda record: record.update(sha256="0" * 64))
+    elif damage == "name outside the folder":
+        edit_record(shipped_copy, lambda record: record["one_view"].update(model="../m.view.tflite"))
+    else:
+        shipped_copy.with_suffix(".litert.json").unlink()
+    served = LiteRTClassifier(shipped_copy, sha256=sha256, version="m")
+
+    assert not served.views
+    # Served whole, every frame: the one-view question gets the model's answer.
+    np.testing.assert_array_equal(served.predict_view(FACES, mirrored=True), served.predict(FACES))
+    assert ("without its one-view file" in caplog.text) == (damage == "view file altered")
+
+
+def test_hot_swap_asks_for_one_view_where_the_backend_has_it_and_for_the_whole_model_elsewhere():
+    from emotions.fake import FakeClassifier
+
+    litert = HotSwapClassifier(
+        LiteRTClassifier(),
+        lambda: ModelSpec(
+            path=DEFAULT_KERAS, version="default", litert_path=DEFAULT_TFLITE, litert_sha256=None
+        ),
+    )
+    fake = HotSwapClassifier(FakeClassifier(), lambda: None)
+
+    np.testing.assert_array_equal(
+        litert.predict_view(FACES, mirrored=True), litert.backend.predict_view(FACES, mirrored=True)
+    )
+    np.testing.assert_array_equal(fake.predict_view(FACES, mirrored=True), fake.predict(FACES))
+    assert litert.status()["litert"]["one_view_file"] is True
+
+
 # --- The engine, the registry and activation ----------------------------------------------------
 
 
@@ -228,7 +313,12 @@ def test_the_engine_serves_the_shipped_litert_file_while_the_registry_is_empty(s
         "attune_default.tflite",
         True,
     )
-    assert status["engine"]["litert"] == {"interpreters": 2, "threads": 1, "xnnpack": True}
+    assert status["engine"]["litert"] == {
+        "interpreters": 2,
+        "threads": 1,
+        "xnnpack": True,
+        "one_view_file": True,
+    }
 
 
 @pytest.mark.django_db
@@ -424,6 +514,35 @@ def test_the_engine_keeps_the_old_model_when_the_new_litert_file_was_altered(lit
 
 
 @pytest.mark.slow
+def test_compiling_a_mirror_averaged_model_writes_its_one_view_file_and_a_plain_model_none(tmp_path):
+    from emotions.compile import compile_model, one_view_path
+    from tests.emotions.conftest import build_tiny_model
+    from training.trainer import mirror_averaged
+
+    path = tmp_path / "m.keras"
+    model = mirror_averaged(build_tiny_model(3))
+    model.save(path)
+
+    compiled = compile_model(path, int8=False)
+    served = LiteRTClassifier(compiled.path, sha256=compiled.sha256)
+    face, mirrored = served.predict_view(FACES, mirrored=False), served.predict_view(FACES, mirrored=True)
+
+    assert compiled.one_view["model"] == "m.view.tflite" == one_view_path(path).name
+    assert compiled.one_view["sha256"] == file_sha256(one_view_path(path))
+    assert json.loads(path.with_suffix(".litert.json").read_text())["one_view"] == compiled.one_view
+    assert served.views
+    expected = np.asarray(model(FACES, training=False))
+    np.testing.assert_allclose((face + mirrored) / 2, expected, atol=LITERT_TOLERANCE)
+    assert np.abs(face - mirrored).max() > 1e-4
+
+    build_tiny_model(4).save(path)  # the same file, now a model that never looks at a mirror image
+    recompiled = compile_model(path, int8=False)
+
+    assert recompiled.one_view is None and not one_view_path(path).exists()
+    assert "one_view" not in json.loads(path.with_suffix(".litert.json").read_text())
+    assert not LiteRTClassifier(recompiled.path, sha256=recompiled.sha256).views
+
+
 def test_compiling_refuses_a_file_that_differs_more_than_allowed_and_leaves_nothing(tmp_path, tiny_models):
     from emotions.compile import CompileError, compile_model
 

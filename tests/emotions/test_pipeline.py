@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emotions.batcher import MicroBatcher
-from emotions.decoder import ImageRejected
+from emotions.decoder import ImageRejected, decode_image
 from emotions.detector import KEYPOINTS, BlazeFaceDetector, FaceTrack, HaarFaceDetector
 from emotions.fake import FakeClassifier
 from emotions.labels import EMOTIONS
@@ -271,3 +271,64 @@ async def test_it_follows_a_streams_faces_with_blazeface(blaze_pipeline, astrona
 
     assert track.full_scans == 1
     assert all(len(result.faces) == 1 and result.faces[0].keypoints for result in results)
+
+
+# --- A stream's faces seen from one side per frame -------------------------------------------------
+
+
+class OneViewClassifier(FakeClassifier):
+    """The fake classifier with a one-view answer, recording which side each call asked for."""
+
+    def __init__(self) -> None:
+        super().__init__(version="views")
+        self.sides: list[bool | None] = []
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        self.sides.append(None)
+        return super().predict(faces)
+
+    def predict_view(self, faces: np.ndarray, *, mirrored: bool) -> np.ndarray:
+        self.sides.append(mirrored)
+        return super().predict(faces[:, :, ::-1, :] if mirrored else faces)
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_a_stream_shows_the_classifier_its_faces_and_their_mirror_images_in_turn(
+    detector, astronaut_jpeg, inline
+):
+    classifier = OneViewClassifier()
+    with MicroBatcher(classifier, inline=inline) as batcher:
+        pipeline = EmotionPipeline(detector, batcher, classifier=classifier, **LIMITS)
+        stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)}
+        results = [pipeline.analyze_sync(astronaut_jpeg, **stream) for _ in range(4)]
+        alone = pipeline.analyze_sync(astronaut_jpeg)
+
+    if inline:  # where faces are classified as they are cut out (LiteRT): one side per frame
+        assert classifier.sides == [False, True, False, True, None]
+    else:  # batched faces of many streams are classified whole
+        assert classifier.sides == [None] * 5
+    assert all(len(result.faces) == 1 for result in [*results, alone])
+
+
+def test_with_alternate_views_off_every_stream_frame_gets_both_views(detector, astronaut_jpeg):
+    classifier = OneViewClassifier()
+    with MicroBatcher(classifier, inline=True) as batcher:
+        pipeline = EmotionPipeline(detector, batcher, classifier=classifier, alternate_views=False, **LIMITS)
+        stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)}
+        for _ in range(3):
+            pipeline.analyze_sync(astronaut_jpeg, **stream)
+
+    assert classifier.sides == [None, None, None]
+
+
+def test_a_classifier_without_a_one_view_answer_classifies_every_frame_whole(detector, astronaut_jpeg):
+    classifier = FakeClassifier(version="whole")
+    with MicroBatcher(classifier, inline=True) as batcher:
+        pipeline = EmotionPipeline(detector, batcher, classifier=classifier, **LIMITS)
+        stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)}
+        result = [pipeline.analyze_sync(astronaut_jpeg, **stream) for _ in range(2)][1]
+
+    gray = decode_image(astronaut_jpeg, **LIMITS).gray
+    face = faces_to_model_input(gray, [result.faces[0].box])
+    answer = [result.faces[0].probabilities[label] for label in EMOTIONS]
+    np.testing.assert_allclose(answer, FakeClassifier().predict(face)[0], rtol=1e-5)
