@@ -9,7 +9,9 @@ Every ``val`` image is classified through the serving code
 into a temporary folder), after the one preprocessing path
 (``emotions.preprocessing.to_model_input``). Reports each one's accuracy and
 macro F1, how often each LiteRT file names Keras's class, the largest difference
-between their probabilities, and the time each took.
+between their probabilities, and the time each took. Where the served file has a
+one-view file (a mirror-averaging model), also what one live frame sees (the face,
+or its mirror image) and the mean of two frames.
 """
 
 from __future__ import annotations
@@ -53,6 +55,20 @@ def classify(classifier, faces: np.ndarray, batch: int) -> tuple[np.ndarray, flo
     return probabilities, time.perf_counter() - started
 
 
+class OneView:
+    """A LiteRT classifier's one-view answers: the face as it is, its mirror image, or (``mirrored``
+    None) the mean of the two, what two frames of a stream give its mood."""
+
+    def __init__(self, classifier: LiteRTClassifier, *, mirrored: bool | None) -> None:
+        self.classifier, self.mirrored = classifier, mirrored
+
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        if self.mirrored is not None:
+            return self.classifier.predict_view(faces, mirrored=self.mirrored)
+        sides = [self.classifier.predict_view(faces, mirrored=side) for side in (False, True)]
+        return (sides[0] + sides[1]) / 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER-2013 folder (with val/)")
@@ -77,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
         as_float = compile_model(Path(shutil.copy(args.model, folder)), int8=False)
         served["litert-float32"] = LiteRTClassifier(as_float.path, sha256=as_float.sha256, num_threads=2)
+    if served["litert"].views:
+        # What a stream's frames see, one side each in turn, and the mean of two frames (the mood's view).
+        served["litert one view"] = OneView(served["litert"], mirrored=False)
+        served["litert one view, mirrored"] = OneView(served["litert"], mirrored=True)
+        served["litert two frames"] = OneView(served["litert"], mirrored=None)
     weights = json.loads(litert_record_path(args.model).read_text()).get("weights", "float32")
     results: dict = {}
     probabilities = {}
@@ -114,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['model']} on {report['split']} ({report['images']} images) · {report['machine']}")
-    print(f"{'backend':<16}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}   vs Keras")
+    print(f"{'backend':<26}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}   vs Keras")
     for backend, row in results.items():
         versus = (
             f"   same class {row['same_class']:.2%}, probabilities within {row['max_abs_diff']:.2g}, "
@@ -122,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             if "same_class" in row
             else ""
         )
-        print(f"{backend:<16}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}{versus}")
+        print(f"{backend:<26}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}{versus}")
     print(f"litert: the served file, {report['litert_file']}")
     return 0
 
