@@ -474,7 +474,7 @@ class LiteRTClassifier(_ServedModel):
         content = self._read(path, sha256)
         runners = self._runners(path, content)
         views = self._one_view_runners(path, hashlib.sha256(content).hexdigest())
-        for runner, view in zip(runners, views or [], strict=False):
+        for runner, view in zip(runners, views, strict=True) if views else ():
             runner.view = view
         free: queue.SimpleQueue = queue.SimpleQueue()
         for runner in runners:
