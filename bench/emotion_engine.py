@@ -10,7 +10,7 @@ XNNPACK, as the web processes serve it):
   320×240 JPEG frames of ``skimage.data.astronaut()`` with small shifts,
   scales and brightness changes, and ``fer``'s ``FER(mtcnn=False).detect_emotions``
   on the same frames (JPEG decoding included for both), each contender's stream
-  back to back, taking turns (see ``bench_frames``); a stream's faces are seen
+  back to back, taking turns (see ``Contender``); a stream's faces are seen
   from one side per frame where a one-view file is served, and timed with both
   views on every frame too;
 - classifier time per call and per face at batch 1, 8 and 32 (and of the
@@ -315,6 +315,7 @@ class _Served:
     def __init__(self, name: str, setup: dict) -> None:
         self.setup = setup
         self.batcher = None
+        self.fer_warm = False
         if name == "fer":
             self.detector_fer, note = load_fer(Path(setup["fer_path"]))
             self.info = {"note": note, "available": self.detector_fer is not None}
@@ -351,9 +352,9 @@ class _Served:
         return {mode: frames_block(pipeline, frames, mode) for mode in modes}
 
     def fer(self, frames: list[bytes]) -> dict:
-        if not getattr(self, "warm", False):
+        if not self.fer_warm:  # warm-up: TensorFlow's first calls
             fer_block(self.detector_fer, frames[:3])
-            self.warm = True
+            self.fer_warm = True
         return fer_block(self.detector_fer, frames)
 
     def classifier_costs(self, seconds: float) -> dict:
