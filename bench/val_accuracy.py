@@ -9,7 +9,8 @@ Every ``val`` image is classified through the serving code
 into a temporary folder), after the one preprocessing path
 (``emotions.preprocessing.to_model_input``). Reports each one's accuracy and
 macro F1, how often each LiteRT file names Keras's class, the largest difference
-between their probabilities, and the time each took. Where the served file has a
+between their probabilities, the expected calibration error (ECE), and the time each
+took. Where the served file has a
 one-view file (a mirror-averaging model), also what one live frame sees (the face,
 or its mirror image) and the mean of two frames.
 """
@@ -39,6 +40,7 @@ from emotions.classifier import (  # noqa: E402
     litert_record_read,
 )
 from emotions.preprocessing import to_model_input  # noqa: E402
+from training.calibration import expected_calibration_error  # noqa: E402
 from training.datasets import load_evaluation_split  # noqa: E402
 from training.evaluation import compute_metrics  # noqa: E402
 
@@ -57,16 +59,16 @@ def classify(classifier, faces: np.ndarray, batch: int) -> tuple[np.ndarray, flo
 
 class OneView:
     """A LiteRT classifier's one-view answers: the face as it is, its mirror image, or (``mirrored``
-    None) the mean of the two, what two frames of a stream give its mood."""
+    None) both, weighed ``newest`` to ``1 - newest``: two frames of a stream (0.5: their mean)."""
 
-    def __init__(self, classifier: LiteRTClassifier, *, mirrored: bool | None) -> None:
-        self.classifier, self.mirrored = classifier, mirrored
+    def __init__(self, classifier: LiteRTClassifier, *, mirrored: bool | None, newest: float = 0.5) -> None:
+        self.classifier, self.mirrored, self.newest = classifier, mirrored, newest
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         if self.mirrored is not None:
             return self.classifier.predict_view(faces, mirrored=self.mirrored)
         sides = [self.classifier.predict_view(faces, mirrored=side) for side in (False, True)]
-        return (sides[0] + sides[1]) / 2
+        return self.newest * sides[0] + (1 - self.newest) * sides[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="FER-2013 folder (with val/)")
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a .keras file, compiled beside it")
     parser.add_argument("--batch", type=int, default=32, help="faces per call (default 32)")
+    parser.add_argument(
+        "--mood-alpha", type=float, default=0.3, help="the mood's moving-average weight (EMOTIONS_MOOD_ALPHA)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
@@ -98,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         served["litert one view"] = OneView(served["litert"], mirrored=False)
         served["litert one view, mirrored"] = OneView(served["litert"], mirrored=True)
         served["litert two frames"] = OneView(served["litert"], mirrored=None)
+        # The mood's moving average (weight alpha on the newest frame) gives the newest side this share.
+        newest = args.mood_alpha / (1 - (1 - args.mood_alpha) ** 2)
+        mood = OneView(served["litert"], mirrored=None, newest=newest)
+        served[f"litert mood ({newest:.2f} newest side)"] = mood
     weights = json.loads(litert_record_path(args.model).read_text()).get("weights", "float32")
     results: dict = {}
     probabilities = {}
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         results[backend] = {
             "accuracy": round(metrics["accuracy"], 4),
             "macro_f1": round(metrics["macro_f1"], 4),
+            "ece": round(expected_calibration_error(probabilities[backend], split.y), 4),
             "seconds": round(seconds, 2),
         }
         if backend != "keras":
@@ -135,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{report['model']} on {report['split']} ({report['images']} images) · {report['machine']}")
-    print(f"{'backend':<26}{'accuracy':>10}{'macro F1':>10}{'seconds':>9}   vs Keras")
+    print(f"{'backend':<34}{'accuracy':>10}{'macro F1':>10}{'ECE':>8}{'seconds':>9}   vs Keras")
     for backend, row in results.items():
         versus = (
             f"   same class {row['same_class']:.2%}, probabilities within {row['max_abs_diff']:.2g}, "
@@ -143,7 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             if "same_class" in row
             else ""
         )
-        print(f"{backend:<26}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['seconds']:>9.2f}{versus}")
+        print(
+            f"{backend:<34}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['ece']:>8.4f}"
+            f"{row['seconds']:>9.2f}{versus}"
+        )
     print(f"litert: the served file, {report['litert_file']}")
     return 0
 
