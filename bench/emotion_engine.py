@@ -217,7 +217,9 @@ def frames_block(pipeline: EmotionPipeline, frames: list[bytes], mode: str) -> d
     and a stream's alternating views), ``stream_both_views`` (the same with both views on every frame)
     or ``single`` (each frame alone)."""
     stream = {"tracker": MoodTracker(), "track": FaceTrack(phase=0)} if mode != "single" else {}
-    alternate, pipeline.alternate_views = pipeline.alternate_views, mode == "stream"
+    # "stream" keeps the site's EMOTIONS_ALTERNATE_VIEWS; the others never alternate.
+    alternate = pipeline.alternate_views
+    pipeline.alternate_views = alternate and mode == "stream"
     stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
     found = 0
     try:

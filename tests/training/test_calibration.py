@@ -262,6 +262,11 @@ def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_datase
     assert any(layer.name == "mirror" for layer in served.layers)  # the member's mirror view is kept
     assert "enlarged 1.1 times" in card and "--zoom 1.1" in card and "## Serving cost" in card
     assert target.with_suffix(".tflite").is_file()
+    # Live streams see the face from one side per frame: its one-view file, recorded and costed.
+    record = json.loads(target.with_suffix(".litert.json").read_text())
+    assert record["one_view"]["model"] == "a_zoomed.view.tflite"
+    assert target.with_suffix(".view.tflite").is_file()
+    assert "through its one-view file" in card.split("## Serving cost")[1]
 
 
 def test_training_can_start_from_a_model_served_with_a_zoom(tmp_path):
