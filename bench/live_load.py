@@ -111,6 +111,7 @@ class ClientStats:
     dropped: int = 0  # ticks skipped because the previous frame was not answered yet
     unanswered: int = 0  # frames still in flight when the run ended
     rtts: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, round trip ms)
+    stages: list[dict[str, float]] = field(default_factory=list)  # each answer's timings_ms (server side)
     errors: dict[str, int] = field(default_factory=dict)
     warnings: dict[str, int] = field(default_factory=dict)
 
@@ -193,6 +194,7 @@ class LiveClient:
                         self.stats.rtts.append(
                             (self._in_flight - self._start, (now - self._in_flight) * 1000)
                         )
+                        self.stats.stages.append(message.get("timings_ms") or {})
                     else:
                         self.stats.refused += 1
                         self.stats.error(f"error {message.get('code')}")
@@ -301,6 +303,7 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
             "answered_per_s": round(answered / wall, 1),
         },
         "p95_ms_per_window": windows,
+        "server_stages_ms": _stages(results),
         "errors": errors,
         "server_warnings": warnings,
         "server": None,
@@ -320,6 +323,20 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
     if connect_errors:
         report["connect_errors"] = connect_errors[:5]
     return report
+
+
+def _stages(results: list[ClientStats]) -> dict[str, dict[str, float | None]]:
+    """Return the median and p95 of each stage the server timed (its ``timings_ms``: decode, detect,
+    preprocess, classify and their total, wall time in its perception thread) over every answer."""
+    stages: dict[str, list[float]] = {}
+    for stats in results:
+        for timings in stats.stages:
+            for stage, ms in timings.items():
+                stages.setdefault(stage, []).append(ms)
+    return {
+        stage: {"p50": _ms(percentile(values, 50)), "p95": _ms(percentile(values, 95))}
+        for stage, values in stages.items()
+    }
 
 
 async def _sample_rss(process: psutil.Process | None, peaks: list[float], every_s: float = 0.5) -> None:
@@ -460,6 +477,11 @@ def print_table(reports: list[dict], args: argparse.Namespace) -> None:
         )
         windows = " ".join(str(w["p95_ms"]) for w in r["p95_ms_per_window"])
         print(f"         p95 per {WINDOW_S:g} s window: {windows}")
+        stages = "  ".join(
+            f"{stage} {t['p50']}/{t['p95']}" for stage, t in r.get("server_stages_ms", {}).items()
+        )
+        if stages:
+            print(f"         server ms p50/p95: {stages}")
         if r["errors"] or r["server_warnings"]:
             print(f"         errors: {r['errors']}  server warnings: {r['server_warnings']}")
 

@@ -107,7 +107,11 @@ class EmotionPipeline:
         self.detector = detector
         # Streams' frames are prepared here, not in asyncio's default executor (cores + 4 threads): each
         # thread keeps its own detector interpreters, and more threads than cores only queue for them.
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception")
+        # threads=0: on the event loop's own thread, which on a single core costs less than handing
+        # each frame to another thread and back, while the frame waits for the core either way.
+        self._pool = (
+            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception") if threads else None
+        )
         self.batcher = batcher
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -142,12 +146,22 @@ class EmotionPipeline:
     async def analyze(
         self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None
     ) -> FrameResult:
-        """Analyse one frame of a stream without blocking the event loop; raises ImageRejected or Overloaded.
+        """Analyse one frame of a stream; raises ImageRejected or Overloaded.
 
-        ``tracker`` and ``track`` belong to the stream: its mood, and where its faces were
-        (which makes detection several times cheaper on the frames that follow).
+        In the perception threads, so the event loop goes on meanwhile; with none (``threads=0``), on
+        the event loop itself, which then waits. ``tracker`` and ``track`` belong to the stream: its
+        mood, and where its faces were (which makes detection several times cheaper on the frames
+        that follow).
         """
         started = time.perf_counter()
+        if self._pool is None:
+            if self.batcher.inline:
+                prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
+                return self._finish(prepared, probabilities, tracker, classify_started, started)
+            prepared = self.prepare(data, track)
+            classify_started = time.perf_counter()
+            probabilities = await self.batcher.classify(prepared.faces)
+            return self._finish(prepared, probabilities, tracker, classify_started, started)
         loop = asyncio.get_running_loop()
         if self.batcher.inline:
             # The perception thread classifies the faces it has cut out: no hop to a batch worker.
@@ -181,7 +195,8 @@ class EmotionPipeline:
 
     def close(self) -> None:
         """Stop the perception threads once the frames they hold are prepared."""
-        self._pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
 
     def analyze_sync(
         self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None

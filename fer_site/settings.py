@@ -337,10 +337,13 @@ EMOTIONS_LITERT_THREADS = env_int("EMOTIONS_LITERT_THREADS", 1, min_value=1, max
 # Threads running batches side by side (with LiteRT, each with its own interpreter): enough to keep
 # every core busy, i.e. cores / EMOTIONS_LITERT_THREADS with LiteRT, one per core with Keras.
 # Threads that decode frames, find faces and cut them out for the live page (each holds its own face
-# detector interpreters, so this also bounds the memory they take): one per core.
+# detector interpreters, so this also bounds the memory they take): one per core. On a single core, none:
+# the event loop's thread does it, for less CPU per frame than handing each frame to a thread and back.
 # "Cores" are those this process may run on (taskset, a container's cpuset), not all the machine has.
 USABLE_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-EMOTIONS_PERCEPTION_THREADS = env_int("EMOTIONS_PERCEPTION_THREADS", USABLE_CORES, min_value=1, max_value=64)
+EMOTIONS_PERCEPTION_THREADS = env_int(
+    "EMOTIONS_PERCEPTION_THREADS", USABLE_CORES if USABLE_CORES > 1 else 0, min_value=0, max_value=64
+)
 EMOTIONS_BATCH_WORKERS = env_int(
     "EMOTIONS_BATCH_WORKERS",
     max(1, USABLE_CORES // EMOTIONS_LITERT_THREADS)

@@ -160,6 +160,32 @@ async def test_an_inline_batcher_has_the_perception_threads_classify_their_own_f
     assert batcher.stats.faces == 6
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline batcher", "batch worker"])
+async def test_without_perception_threads_the_event_loop_prepares_stream_frames_itself(
+    detector, classifier, astronaut_jpeg, inline
+):
+    import threading
+
+    prepared_in: set[str] = set()
+
+    class Recording:
+        def detect(self, gray):
+            prepared_in.add(threading.current_thread().name)
+            return detector.detect(gray)
+
+    with MicroBatcher(classifier.predict, queue_size=64, inline=inline) as batcher:
+        pipeline = EmotionPipeline(Recording(), batcher, threads=0, **LIMITS)
+        result = await pipeline.analyze(astronaut_jpeg, MoodTracker(), track=FaceTrack(phase=0))
+        with pytest.raises(ImageRejected):
+            await pipeline.analyze(b"not an image")
+        pipeline.close()
+
+    assert prepared_in == {threading.current_thread().name}
+    assert len(result.faces) == 1 and result.mood is not None
+    assert set(result.timings_ms) == set(STAGES) and result.timings_ms["classify"] > 0
+    assert batcher.stats.faces == 1
+
+
 def test_it_classifies_the_faces_of_several_images_in_one_batch(
     pipeline, classifier, astronaut_jpeg, noise_jpeg
 ):

@@ -171,6 +171,7 @@ def test_its_thread_counts_follow_the_cores_the_process_may_use_not_all_the_mach
     free = run_django(code, backend, tmp_path)
 
     assert pinned.returncode == 0 and free.returncode == 0, pinned.stderr + free.stderr
-    assert json.loads(pinned.stdout.strip().splitlines()[-1]) == [1, 1, 1]
+    # On one core, no perception thread: the event loop prepares frames itself.
+    assert json.loads(pinned.stdout.strip().splitlines()[-1]) == [1, 0, 1]
     cores = len(os.sched_getaffinity(0))
     assert json.loads(free.stdout.strip().splitlines()[-1]) == [cores, cores, cores]
