@@ -13,6 +13,7 @@ nothing else escapes.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 
 import cv2
@@ -57,6 +58,22 @@ def sniff_format(data: bytes) -> str | None:
         return "jpeg"
     if data.startswith(_PNG_MAGIC):
         return "png"
+    return None
+
+
+def declared_pixels(data: bytes) -> int | None:
+    """Return width × height as a JPEG's or PNG's header declares them, None if it is neither or the
+    header is unreadable; checks nothing else (:func:`decode_image` does), costs microseconds."""
+    image_format = sniff_format(data)
+    try:
+        if image_format == "jpeg":
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+            return width * height
+        if image_format == "png" and data[12:16] == b"IHDR":  # the PNG specification's first chunk
+            width, height = struct.unpack(">II", data[16:24])
+            return width * height
+    except (ValueError, RuntimeError, struct.error):
+        pass
     return None
 
 

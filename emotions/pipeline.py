@@ -7,6 +7,7 @@ for asyncio callers); classification goes through the shared micro-batcher.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emotions.batcher import MicroBatcher
-from emotions.decoder import ImageRejected, decode_image
+from emotions.decoder import ImageRejected, declared_pixels, decode_image
 from emotions.detector import Box, Face, FaceDetector, FaceTrack, Point, as_face
 from emotions.labels import EMOTIONS
 from emotions.mood import MoodState, MoodTracker
 from emotions.preprocessing import faces_to_model_input
 
 STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "total")
+# Without perception threads, a stream frame of more pixels than this (1280×720) is still prepared in a
+# thread: decoding and scanning a 3000×3000 frame takes about 90 ms, a 320×240 one about 20 at most.
+LOOP_MAX_PIXELS = 1280 * 720
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +113,11 @@ class EmotionPipeline:
         # thread keeps its own detector interpreters, and more threads than cores only queue for them.
         # threads=0: on the event loop's own thread, which on a single core costs less than handing
         # each frame to another thread and back, while the frame waits for the core either way.
-        self._pool = (
-            ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception") if threads else None
-        )
+        self._pool = None
+        if threads:
+            self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception")
+        self._large: ThreadPoolExecutor | None = None
+        self._large_lock = threading.Lock()
         self.batcher = batcher
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
@@ -149,12 +155,18 @@ class EmotionPipeline:
         """Analyse one frame of a stream; raises ImageRejected or Overloaded.
 
         In the perception threads, so the event loop goes on meanwhile; with none (``threads=0``), on
-        the event loop itself, which then waits. ``tracker`` and ``track`` belong to the stream: its
-        mood, and where its faces were (which makes detection several times cheaper on the frames
-        that follow).
+        the event loop itself, which then waits, unless the frame is larger than
+        :data:`LOOP_MAX_PIXELS` (a full scan of a large frame would hold every other visitor up for
+        tens of milliseconds): one thread, started for the first such frame, prepares those.
+
+        ``tracker`` and ``track`` belong to the stream: its mood, and where its faces were (which
+        makes detection several times cheaper on the frames that follow).
         """
         started = time.perf_counter()
-        if self._pool is None:
+        pool = self._pool
+        if pool is None and (declared_pixels(data) or 0) > LOOP_MAX_PIXELS:
+            pool = self._large_pool()
+        if pool is None:
             if self.batcher.inline:
                 prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
                 return self._finish(prepared, probabilities, tracker, classify_started, started)
@@ -166,10 +178,10 @@ class EmotionPipeline:
         if self.batcher.inline:
             # The perception thread classifies the faces it has cut out: no hop to a batch worker.
             prepared, probabilities, classify_started = await loop.run_in_executor(
-                self._pool, self._prepare_and_classify, data, track
+                pool, self._prepare_and_classify, data, track
             )
             return self._finish(prepared, probabilities, tracker, classify_started, started)
-        prepared = await loop.run_in_executor(self._pool, self.prepare, data, track)
+        prepared = await loop.run_in_executor(pool, self.prepare, data, track)
         classify_started = time.perf_counter()
         probabilities = await self.batcher.classify(prepared.faces)
         return self._finish(prepared, probabilities, tracker, classify_started, started)
@@ -193,10 +205,17 @@ class EmotionPipeline:
             return None
         return track.frames % 2 == 0
 
+    def _large_pool(self) -> ThreadPoolExecutor:
+        with self._large_lock:
+            if self._large is None:
+                self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix="attune-perception-large")
+            return self._large
+
     def close(self) -> None:
         """Stop the perception threads once the frames they hold are prepared."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
+        for pool in (self._pool, self._large):
+            if pool is not None:
+                pool.shutdown(wait=False)
 
     def analyze_sync(
         self, data: bytes, tracker: MoodTracker | None = None, *, track: FaceTrack | None = None

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
-from emotions.decoder import REJECTION_CODES, DecodedImage, ImageRejected, decode_image
+from emotions.decoder import REJECTION_CODES, DecodedImage, ImageRejected, declared_pixels, decode_image
 from tests.emotions.conftest import encode
 
 LIMITS = {"max_bytes": 4 * 1024 * 1024, "max_pixels": 4096 * 4096}
@@ -117,6 +117,23 @@ def test_it_refuses_a_20000_by_20000_header_before_decoding(astronaut_jpeg, imag
 
 def test_it_refuses_a_header_just_over_the_pixel_limit(small_gray):
     assert rejection(encode(small_gray, ".png"), max_pixels=80 * 60 - 1) == "too_many_pixels"
+
+
+@pytest.mark.parametrize("image_format", [".jpg", ".png"])
+def test_it_reads_the_declared_pixel_count_from_the_header_alone(image_format):
+    data = encode(np.zeros((37, 53), dtype=np.uint8), image_format)
+
+    assert declared_pixels(data) == 37 * 53
+
+
+def test_the_declared_pixel_count_is_the_headers_not_the_datas(astronaut_jpeg):
+    # What the header claims, before any decoding: how large a frame says it is decides where it is decoded.
+    assert declared_pixels(with_jpeg_size(astronaut_jpeg, 4000, 3000)) == 12_000_000
+
+
+@pytest.mark.parametrize("data", [b"", b"hello", b"\xff\xd8\xff broken", b"\x89PNG\r\n\x1a\n short"])
+def test_an_unreadable_header_declares_no_pixel_count(data):
+    assert declared_pixels(data) is None
 
 
 def test_it_refuses_more_bytes_than_the_limit(astronaut_jpeg):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -184,6 +185,35 @@ async def test_without_perception_threads_the_event_loop_prepares_stream_frames_
     assert len(result.faces) == 1 and result.mood is not None
     assert set(result.timings_ms) == set(STAGES) and result.timings_ms["classify"] > 0
     assert batcher.stats.faces == 1
+
+
+async def test_without_perception_threads_a_large_frame_is_still_prepared_off_the_event_loop(
+    detector, classifier, astronaut_gray, astronaut_jpeg
+):
+    import threading
+
+    from emotions.pipeline import LOOP_MAX_PIXELS
+    from tests.emotions.conftest import encode
+
+    prepared_in: list[str] = []
+
+    class Recording:
+        def detect(self, gray):
+            prepared_in.append(threading.current_thread().name)
+            return detector.detect(gray)
+
+    large = encode(cv2.resize(astronaut_gray, (1600, 1200)), ".jpg")
+    assert 640 * 480 <= LOOP_MAX_PIXELS < 1600 * 1200
+    with MicroBatcher(classifier.predict, queue_size=64, inline=True) as batcher:
+        pipeline = EmotionPipeline(Recording(), batcher, threads=0, **LIMITS)
+        small_result = await pipeline.analyze(astronaut_jpeg)
+        large_result = await pipeline.analyze(large)
+        pipeline.close()
+
+    # A full scan of a large frame would hold every other visitor's frames up: one thread takes those.
+    assert prepared_in[0] == threading.current_thread().name
+    assert prepared_in[1].startswith("attune-perception-large")
+    assert len(small_result.faces) == 1 and len(large_result.faces) == 1
 
 
 def test_it_classifies_the_faces_of_several_images_in_one_batch(
