@@ -2,7 +2,8 @@
 
 Only JPEG and PNG, recognised by their magic bytes, are accepted. The byte size
 is checked first, then the width and height declared in the header (read by
-Pillow, which is never allowed to decode pixels), then whether the data can
+libjpeg-turbo's header parser, or by Pillow, never allowed to decode pixels, for
+PNG and for a JPEG with EXIF data, whose orientation it reads), then whether the data can
 hold that many pixels at all, and only then is the image decoded, straight to
 grayscale: JPEG by libjpeg-turbo (simplejpeg) in strict mode, which refuses
 corrupt or truncated data instead of filling it in, PNG by OpenCV. Every
@@ -33,6 +34,7 @@ _JPEG_SOS = b"\xff\xda"
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND"
 _EXIF_ORIENTATION = 0x0112
+_EXIF_HEADER = b"Exif\x00\x00"  # opens a JPEG's APP1 block of EXIF data
 
 
 class ImageRejected(Exception):
@@ -150,6 +152,14 @@ def _apply_exif_orientation(gray: np.ndarray, orientation: int) -> np.ndarray:
 
 def _read_header(data: bytes, image_format: str) -> tuple[int, int, int]:
     """Return the declared width, height and EXIF orientation (1-8; 1 is upright)."""
+    if image_format == "jpeg" and data.find(_EXIF_HEADER, 0, max(0, data.find(_JPEG_SOS))) < 0:
+        # No EXIF block before the image data (a browser's canvas never writes one): libjpeg-turbo
+        # reads the size in microseconds, where Pillow's parser takes a tenth of a millisecond.
+        try:
+            height, width, _, _ = simplejpeg.decode_jpeg_header(data)
+        except (ValueError, RuntimeError):
+            raise ImageRejected(UNDECODABLE, "the JPEG header is malformed") from None
+        return width, height, 1
     # Image.open only parses the header; pixel data is read by load(), which is never called.
     try:
         with Image.open(io.BytesIO(data), formats=(image_format.upper(),)) as image:
