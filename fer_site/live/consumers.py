@@ -90,6 +90,7 @@ class LiveSession:
     shown: Decision | None = None
     decided_at: float = 0.0
     recent: OrderedDict[str, str] = field(default_factory=OrderedDict)  # decision id → its stats mood
+    uncounted: list[str] = field(default_factory=list)  # moods changed to, not yet in the minute's counts
     last_message_at: float = field(default_factory=time.monotonic)
     frames_analysed: int = 0
 
@@ -102,6 +103,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     worker: asyncio.Task | None = None  # analyses the waiting frame
     watchdog: asyncio.Task | None = None  # closes the connection when it falls silent
     hold_timer: asyncio.Task | None = None  # decides again when a cool-down that holds the content ends
+    follower: asyncio.Task | None = None  # counts new moods and decides what to show, beside the frames
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every message, a hop to its database thread
@@ -163,7 +165,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.watchdog = asyncio.create_task(self.close_when_idle())
 
     async def disconnect(self, code: int) -> None:
-        for task in (self.worker, self.watchdog, self.hold_timer):
+        for task in (self.worker, self.watchdog, self.hold_timer, self.follower):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         session, self.session = self.session, None
@@ -241,24 +243,49 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # mood_next: the reading the mood is changing to, while the tracker waits out its dwell (the held
         # mood's probability may have collapsed by then: pages show "changing", not that probability).
         await self.send_message("emotion", **{**result.as_dict(), "mood_next": mood.candidate})
-        await self.mood_follow(session, mood)
+        self.mood_follow(session, mood)
 
-    async def mood_follow(self, session: LiveSession, mood: MoodState) -> None:
+    def mood_follow(self, session: LiveSession, mood: MoodState) -> None:
+        """Take the stream's new mood; count it and decide what to show in :meth:`moods_follow`.
+
+        The next frame does not wait for that: when many visitors' moods change at once (a page opened
+        by many, a funny ad), their counts and decisions queue for the one database thread, hundreds of
+        milliseconds for the last of 30 on SQLite.
+        """
         session.mood, session.confidence = mood.mood, mood.confidence
         if mood.changed:
-            await database_sync_to_async(mood_sample_record)(mood=mood.mood)
-            await self.content_update()
+            session.uncounted.append(mood.mood)
+        elif not self._decision_stale(session):
             return
+        if self.follower is None:
+            self.follower = asyncio.create_task(self.moods_follow())
+
+    async def moods_follow(self) -> None:
+        """Count the moods changed to and decide again; again while new moods arrive (one task at a time)."""
+        try:
+            decide = True  # started for a stale decision, or for a new mood
+            while (session := self.session) is not None and (session.uncounted or decide):
+                uncounted, session.uncounted = session.uncounted, []
+                for mood in uncounted:
+                    try:
+                        await database_sync_to_async(mood_sample_record)(mood=mood)
+                    except Exception:  # the counts are lost, not the visitor's content
+                        logger.exception("live mood count failed")
+                await self.content_update()
+                decide = False
+        finally:
+            self.follower = None
+
+    def _decision_stale(self, session: LiveSession) -> bool:
+        """Return whether the content shown was chosen for another reading than the mood's (e.g. before
+        the first frame), or for an expression not clear enough then, and may be decided again now."""
         shown = session.shown
-        if (
+        return (
             shown is not None
             and self.hold_timer is None  # a held decision is asked again when its cool-down ends
             and time.monotonic() - session.decided_at >= DECISION_RETRY_S
-            and (shown.mood != mood.mood or shown.unclear)
-        ):
-            # The content was chosen for another reading (e.g. before the first frame), or a rule for the
-            # mood may fire now that the expression reads more clearly.
-            await self.content_update()
+            and (shown.mood != session.mood or shown.unclear)
+        )
 
     async def dropped(self, session: LiveSession, gate: RateGate, code: str, message: str) -> None:
         """Warn about a message dropped by ``gate`` (once a second); close the connection on a flood."""

@@ -122,6 +122,59 @@ async def test_frames_do_not_wait_for_the_database_thread(live_settings, monkeyp
         assert len(hops) == before
 
 
+async def test_frames_go_on_while_the_database_counts_a_new_mood(live_settings, monkeypatch):
+    # Many visitors' moods change at once when a page opens for many: their counts and decisions queue
+    # for the one database thread, and a visitor's next frames must not queue with them.
+    import threading
+
+    from fer_site.live import consumers
+
+    live_settings.EMOTIONS_MOOD_MIN_CONFIDENCE = 0.0
+    counting, release = threading.Event(), threading.Event()
+    counted = []
+
+    def slow_count(*, mood):
+        counting.set()
+        release.wait(timeout=30)
+        counted.append(mood)
+
+    monkeypatch.setattr(consumers, "mood_sample_record", slow_count)
+    async with live_socket() as client:
+        await client.until("content")
+        await client.send_frame(face_jpeg())
+        first, _ = await client.until("emotion")
+        assert first["mood_changed"] is True
+        await sync_to_async(counting.wait)(timeout=30)
+        for _ in range(2):  # answered while the count of the new mood still waits
+            await client.send_frame(face_jpeg())
+            emotion, skipped = await client.until("emotion")
+            assert "content" not in [message["type"] for message in skipped]
+        release.set()
+        content, _ = await client.until("content")
+
+    assert counted == [first["mood"]]
+    assert content["mood"] == first["mood"]
+
+
+async def test_a_failed_mood_count_still_shows_the_moods_content(live_settings, monkeypatch):
+    from fer_site.live import consumers
+
+    live_settings.EMOTIONS_MOOD_MIN_CONFIDENCE = 0.0
+    await rules_for_every_expression()
+
+    def broken(*, mood):
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(consumers, "mood_sample_record", broken)
+    async with live_socket() as client:
+        await client.until("content")
+        await client.send_frame(face_jpeg())
+        emotion, _ = await client.until("emotion")
+        content, _ = await client.until("content")
+
+    assert content["rule"] == f"For {emotion['mood']}"
+
+
 async def test_it_reports_no_face_on_a_frame_without_one(live_settings):
     async with live_socket() as client:
         await client.until("content")
