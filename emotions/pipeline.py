@@ -117,6 +117,8 @@ class EmotionPipeline:
         if threads:
             self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception")
         self._large: ThreadPoolExecutor | None = None
+        # Without threads, frames take turns on the event loop, one at a time (see analyze).
+        self._loop_turn = asyncio.Lock()
         self._large_lock = threading.Lock()
         self.batcher = batcher
         self.max_bytes = max_bytes
@@ -167,10 +169,17 @@ class EmotionPipeline:
         if pool is None and (declared_pixels(data) or 0) > LOOP_MAX_PIXELS:
             pool = self._large_pool()
         if pool is None:
-            if self.batcher.inline:
-                prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
-                return self._finish(prepared, probabilities, tracker, classify_started, started)
-            prepared = self.prepare(data, track)
+            async with self._loop_turn:
+                # Frames that arrived together would all be analysed in one turn of the event loop, and
+                # the answers written meanwhile sent only after the last of them: twice round the loop
+                # first lets it send what earlier frames answered (Twisted writes when it next polls).
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+                if self.batcher.inline:
+                    prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
+                    return self._finish(prepared, probabilities, tracker, classify_started, started)
+                prepared = self.prepare(data, track)
             classify_started = time.perf_counter()
             probabilities = await self.batcher.classify(prepared.faces)
             return self._finish(prepared, probabilities, tracker, classify_started, started)

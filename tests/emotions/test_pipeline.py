@@ -187,6 +187,32 @@ async def test_without_perception_threads_the_event_loop_prepares_stream_frames_
     assert batcher.stats.faces == 1
 
 
+async def test_without_perception_threads_frames_that_arrive_together_take_turns_with_the_loop(
+    detector, classifier, astronaut_jpeg
+):
+    import asyncio
+
+    events: list[str] = []
+
+    class Recording:
+        def detect(self, gray):
+            events.append("analyse")
+            return detector.detect(gray)
+
+    async def visitor(pipeline, number):
+        await pipeline.analyze(astronaut_jpeg)
+        # Twisted writes an answer when the event loop next polls: as a callback of its next turn.
+        asyncio.get_running_loop().call_soon(events.append, f"sent {number}")
+
+    with MicroBatcher(classifier.predict, queue_size=64, inline=True) as batcher:
+        pipeline = EmotionPipeline(Recording(), batcher, threads=0, **LIMITS)
+        await asyncio.gather(*(visitor(pipeline, number) for number in range(3)))
+        pipeline.close()
+
+    # Each answer goes out before the next frame is analysed, not all of them after the last one.
+    assert events == ["analyse", "sent 0", "analyse", "sent 1", "analyse", "sent 2"]
+
+
 async def test_without_perception_threads_a_large_frame_is_still_prepared_off_the_event_loop(
     detector, classifier, astronaut_gray, astronaut_jpeg
 ):
