@@ -118,7 +118,7 @@ class EmotionPipeline:
             self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attune-perception")
         self._large: ThreadPoolExecutor | None = None
         # Without threads, frames take turns on the event loop, one at a time (see analyze).
-        self._loop_turn = asyncio.Lock()
+        self._turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         self._large_lock = threading.Lock()
         self.batcher = batcher
         self.max_bytes = max_bytes
@@ -169,13 +169,12 @@ class EmotionPipeline:
         if pool is None and (declared_pixels(data) or 0) > LOOP_MAX_PIXELS:
             pool = self._large_pool()
         if pool is None:
-            async with self._loop_turn:
+            async with self._loop_turn():
                 # Frames that arrived together would all be analysed in one turn of the event loop, and
                 # the answers written meanwhile sent only after the last of them: twice round the loop
                 # first lets it send what earlier frames answered (Twisted writes when it next polls).
                 await asyncio.sleep(0)
                 await asyncio.sleep(0)
-                started = time.perf_counter()
                 if self.batcher.inline:
                     prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
                     return self._finish(prepared, probabilities, tracker, classify_started, started)
@@ -213,6 +212,14 @@ class EmotionPipeline:
         if track is None or not self.alternate_views:
             return None
         return track.frames % 2 == 0
+
+    def _loop_turn(self) -> asyncio.Lock:
+        """Return the lock frames take turns by on the running event loop (one per loop: a lock
+        belongs to the loop it was first waited on)."""
+        loop = asyncio.get_running_loop()
+        if self._turns is None or self._turns[0] is not loop:
+            self._turns = (loop, asyncio.Lock())
+        return self._turns[1]
 
     def _large_pool(self) -> ThreadPoolExecutor:
         with self._large_lock:
