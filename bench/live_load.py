@@ -327,7 +327,8 @@ async def measure(args: argparse.Namespace, clients: int, frames: list[bytes], s
 
 def _stages(results: list[ClientStats]) -> dict[str, dict[str, float | None]]:
     """Return the median and p95 of each stage the server timed (its ``timings_ms``: decode, detect,
-    preprocess, classify and their total, wall time in its perception thread) over every answer."""
+    preprocess, classify and their total, wall time in its pipeline: a perception thread's, or the event
+    loop's on one core, the total from the frame's arrival in the pipeline) over every answer."""
     stages: dict[str, list[float]] = {}
     for stats in results:
         for timings in stats.stages:
