@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from emotions.labels import EMOTIONS
 from emotions.mood import MoodState, MoodTracker
 from emotions.preprocessing import faces_to_model_input
 
+T = TypeVar("T")
 STAGES: tuple[str, ...] = ("decode", "detect", "preprocess", "classify", "total")
 # Without perception threads, a stream frame of more pixels than this (1280×720) is still prepared in a
 # thread: decoding and scanning a 3000×3000 frame takes about 90 ms, a 320×240 one about 20 at most.
@@ -168,31 +171,28 @@ class EmotionPipeline:
         pool = self._pool
         if pool is None and (declared_pixels(data) or 0) > LOOP_MAX_PIXELS:
             pool = self._large_pool()
-        if pool is None:
-            async with self._loop_turn():
-                # Frames that arrived together would all be analysed in one turn of the event loop, and
-                # the answers written meanwhile sent only after the last of them: twice round the loop
-                # first lets it send what earlier frames answered (Twisted writes when it next polls).
-                await asyncio.sleep(0)
-                await asyncio.sleep(0)
-                if self.batcher.inline:
-                    prepared, probabilities, classify_started = self._prepare_and_classify(data, track)
-                    return self._finish(prepared, probabilities, tracker, classify_started, started)
-                prepared = self.prepare(data, track)
-            classify_started = time.perf_counter()
-            probabilities = await self.batcher.classify(prepared.faces)
-            return self._finish(prepared, probabilities, tracker, classify_started, started)
-        loop = asyncio.get_running_loop()
         if self.batcher.inline:
-            # The perception thread classifies the faces it has cut out: no hop to a batch worker.
-            prepared, probabilities, classify_started = await loop.run_in_executor(
+            # Who prepares the faces classifies them: no hop to a batch worker.
+            prepared, probabilities, classify_started = await self._perceive(
                 pool, self._prepare_and_classify, data, track
             )
             return self._finish(prepared, probabilities, tracker, classify_started, started)
-        prepared = await loop.run_in_executor(pool, self.prepare, data, track)
+        prepared = await self._perceive(pool, self.prepare, data, track)
         classify_started = time.perf_counter()
         probabilities = await self.batcher.classify(prepared.faces)
         return self._finish(prepared, probabilities, tracker, classify_started, started)
+
+    async def _perceive(self, pool: ThreadPoolExecutor | None, work: Callable[..., T], *args: object) -> T:
+        """Return ``work(*args)`` run in ``pool``, or on the event loop in its turn where there is none."""
+        if pool is not None:
+            return await asyncio.get_running_loop().run_in_executor(pool, work, *args)
+        async with self._loop_turn():
+            # Frames that arrived together would all be analysed in one turn of the event loop, and the
+            # answers written meanwhile sent only after the last of them: twice round the loop first lets
+            # it send what earlier frames answered (Twisted writes when it next polls).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            return work(*args)
 
     def _prepare_and_classify(
         self, data: bytes, track: FaceTrack | None
