@@ -70,8 +70,21 @@ PROPOSAL_SCORE = 0.3
 MAX_PROPOSALS = 3
 CONFIRM_SCORE = 0.7
 # While a stream's faces are all tracked, this many periodic rescans in a row only look for newcomers
-# with the coarse look (FaceTrack, BlazeFaceDetector.detect_new); the next one is a full scan.
-QUICK_RESCANS = 2
+# with the coarse look (FaceTrack, BlazeFaceDetector.detect_new); the next one is a full scan. At 5 fps
+# and a rescan every 10 frames: newcomers a quarter of the frame high or more are found within 2 s,
+# smaller ones (a visitor sitting back behind the one at the screen) within 12 s. A full scan of a
+# 320×240 frame costs as much as about twenty tracked frames (most of it the fine look at full size);
+# at 2 in a row, full scans took 15 % of a loaded server's time.
+QUICK_RESCANS = 5
+# Between two looks at a tracked face, up to GLIDES frames follow it by template matching instead: the
+# face as the last look saw it, shrunk to GLIDE_SIDE px across, is matched (normalised correlation)
+# within GLIDE_REACH of its size around where it was. A match of GLIDE_MIN_MATCH or more moves its box
+# and keypoints by as much; anything less (it turned, came closer, was covered, left) is looked for
+# as usual. A glide costs about a twentieth of a look.
+GLIDES = 2
+GLIDE_SIDE = 32
+GLIDE_REACH = 0.25
+GLIDE_MIN_MATCH = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +121,16 @@ def as_face(found: Found) -> Face:
 def box_of(found: Found) -> Box:
     """Return the box of a Face or of a plain box."""
     return found.box if isinstance(found, Face) else found
+
+
+def moved(found: Found, dx: float, dy: float) -> Found:
+    """Return ``found`` moved by (``dx``, ``dy``) pixels, keypoints and all."""
+    x, y, w, h = box_of(found)
+    box = (round(x + dx), round(y + dy), w, h)
+    if not isinstance(found, Face):
+        return box
+    points = {name: (px + dx, py + dy) for name, (px, py) in (found.keypoints or {}).items()}
+    return Face(box, points or found.keypoints, found.score)
 
 
 class HaarFaceDetector:
@@ -556,7 +579,7 @@ class FaceTrack:
     full frame is scanned again when a face is lost, when two tracked faces
     become one, when the frame size changes, and every ``rescan_every`` frames,
     so that new faces are found. With a detector that can look for newcomers
-    alone (``detect_new``), :data:`QUICK_RESCANS` such periodic rescans in a
+    alone (``detect_new``), ``quick_rescans`` (:data:`QUICK_RESCANS`) such periodic rescans in a
     row only do that while every face is still tracked (a tenth of a full
     scan's cost, for newcomers a quarter of the frame high or more), then one
     is full.
@@ -564,16 +587,32 @@ class FaceTrack:
     ``phase`` frames of the first cycle count as done (random by default), so
     that streams which start together, as when many pages open at once, do not
     all pay for their full scans on the same frames.
+
+    After each look, ``glides`` frames (:data:`GLIDES`) may follow the faces by
+    template matching alone (:func:`glide`), when each one matches well where
+    it was; otherwise, and on every rescan, the detector looks.
     """
 
-    def __init__(self, rescan_every: int = 10, *, phase: int | None = None) -> None:
+    def __init__(
+        self,
+        rescan_every: int = 10,
+        *,
+        phase: int | None = None,
+        glides: int = GLIDES,
+        quick_rescans: int = QUICK_RESCANS,
+    ) -> None:
         self.rescan_every = rescan_every
+        self.glides = glides
+        self.quick_rescans = quick_rescans
         self.faces: list[Found] = []
         self.frames = 0  # frames seen, counting this one once detect has run
         self.full_scans = 0
         self.quick_scans = 0
+        self.glided = 0  # frames whose faces were followed by template matching alone
         self._since_scan = 0
         self._quick_in_a_row = 0
+        self._templates: list[Template | None] = []
+        self._glides_in_a_row = 0
         self._phase = random.randrange(rescan_every) if phase is None else phase
         self._shape: tuple[int, ...] | None = None
 
@@ -583,8 +622,19 @@ class FaceTrack:
         detect_near = getattr(detector, "detect_near", None)
         detect_new = getattr(detector, "detect_new", None)
         due = self._since_scan >= self.rescan_every
-        quick = detect_new is not None and self._quick_in_a_row < QUICK_RESCANS
+        quick = detect_new is not None and self._quick_in_a_row < self.quick_rescans
         if detect_near and self.faces and self._shape == gray.shape and (not due or quick):
+            if not due and self._glides_in_a_row < self.glides:
+                glided = [
+                    glide(gray, face, template) if template else None
+                    for face, template in zip(self.faces, self._templates, strict=True)
+                ]
+                if all(face is not None for face in glided) and not _any_overlap([box_of(f) for f in glided]):
+                    self.faces = glided
+                    self.glided += 1
+                    self._glides_in_a_row += 1
+                    self._since_scan += 1
+                    return list(self.faces)
             found = [detect_near(gray, box_of(face)) for face in self.faces]
             if all(face is not None for face in found) and not _any_overlap([box_of(f) for f in found]):
                 if due:
@@ -594,13 +644,65 @@ class FaceTrack:
                     self._since_scan = 0
                 else:
                     self._since_scan += 1
-                self.faces = sorted(found, key=_area, reverse=True)
-                return list(self.faces)
-        self.faces = detector.detect(gray)
+                return self._looked(gray, sorted(found, key=_area, reverse=True))
         self.full_scans += 1
         self._quick_in_a_row = 0
         self._since_scan, self._shape = (self._phase if self.full_scans == 1 else 0), gray.shape
-        return list(self.faces)
+        return self._looked(gray, detector.detect(gray))
+
+    def _looked(self, gray: np.ndarray, faces: list[Found]) -> list[Found]:
+        """Keep ``faces``, which the detector has just seen, and their templates; return them."""
+        self.faces = faces
+        self._templates = [template_of(gray, face) for face in faces] if self.glides else []
+        self._glides_in_a_row = 0
+        return list(faces)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A face as a look saw it, shrunk by ``scale`` (its longer side :data:`GLIDE_SIDE` px)."""
+
+    patch: np.ndarray
+    scale: float
+
+
+def template_of(gray: np.ndarray, found: Found) -> Template | None:
+    """Return ``found``'s template in ``gray``, or None when it is not wholly inside or is flat."""
+    x, y, w, h = box_of(found)
+    if x < 0 or y < 0 or x + w > gray.shape[1] or y + h > gray.shape[0] or min(w, h) < 8:
+        return None
+    scale = GLIDE_SIDE / max(w, h)
+    patch = cv2.resize(gray[y : y + h, x : x + w], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    # A flat patch (a covered camera, a face in the dark) matches anything equally well.
+    return Template(patch, scale) if min(patch.shape) >= 4 and float(patch.std()) >= 4.0 else None
+
+
+def glide(gray: np.ndarray, found: Found, template: Template) -> Found | None:
+    """Return ``found`` moved to where ``template`` matches best in ``gray`` near it, or None when that
+    match is under :data:`GLIDE_MIN_MATCH` or the search would leave the frame."""
+    x, y, w, h = box_of(found)
+    reach = max(2, round(GLIDE_REACH * max(w, h)))
+    left, top, right, bottom = x - reach, y - reach, x + w + reach, y + h + reach
+    if left < 0 or top < 0 or right > gray.shape[1] or bottom > gray.shape[0]:
+        return None
+    scale = template.scale
+    region = cv2.resize(gray[top:bottom, left:right], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if region.shape[0] < template.patch.shape[0] or region.shape[1] < template.patch.shape[1]:
+        return None
+    scores = cv2.matchTemplate(region, template.patch, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    if not best >= GLIDE_MIN_MATCH:  # NaN on a flat region
+        return None
+    # To a fraction of a pixel of the shrunk frame: the peak of a parabola through the best and its neighbours.
+    fx = _peak_offset(scores[by, bx - 1 : bx + 2]) if 0 < bx < scores.shape[1] - 1 else 0.0
+    fy = _peak_offset(scores[by - 1 : by + 2, bx]) if 0 < by < scores.shape[0] - 1 else 0.0
+    return moved(found, (bx + fx) / scale - reach, (by + fy) / scale - reach)
+
+
+def _peak_offset(three: np.ndarray) -> float:
+    left, middle, right = (float(v) for v in three)
+    curvature = left - 2 * middle + right
+    return 0.0 if curvature >= 0 else max(-0.5, min(0.5, (left - right) / (2 * curvature)))
 
 
 def _centre(box: Box) -> Point:

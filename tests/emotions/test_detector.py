@@ -20,6 +20,8 @@ from emotions.detector import (
     HaarFaceDetector,
     _merge,
     as_face,
+    glide,
+    template_of,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,6 +174,73 @@ def test_a_face_track_scans_again_when_the_frame_size_changes(detector, astronau
     assert len(boxes) == 1 and boxes[0][0] + boxes[0][2] <= 320
 
 
+def test_a_glide_follows_a_moving_face_keypoints_and_all(astronaut_gray):
+    detector = BlazeFaceDetector()
+    first, second = webcam_frames(astronaut_gray, 2)  # the face moved 3 px right and 2 down
+    face = detector.detect(first)[0]
+
+    moved = glide(second, face, template_of(first, face))
+
+    assert moved is not None and moved.score == face.score
+    assert abs(moved.box[0] - face.box[0] - 3) <= 1 and abs(moved.box[1] - face.box[1] - 2) <= 1
+    shifts = [np.subtract(moved.keypoints[name], point) for name, point in face.keypoints.items()]
+    assert all(shift == pytest.approx(shifts[0]) for shift in shifts)  # the face moved as one
+    assert shifts[0] == pytest.approx((3, 2), abs=1)
+    looked = detector.detect(second)[0]
+    assert np.hypot(*np.subtract(moved.keypoints["left_eye"], looked.keypoints["left_eye"])) < 3
+
+
+def test_a_glide_gives_up_where_the_face_is_gone_or_nothing_can_be_matched(astronaut_gray):
+    detector = BlazeFaceDetector()
+    frame = webcam_frames(astronaut_gray, 1)[0]
+    face = detector.detect(frame)[0]
+    template = template_of(frame, face)
+    elsewhere = np.roll(frame, 200, axis=1)  # the scene moved on: another part of it is where the face was
+
+    assert glide(elsewhere, face, template) is None
+    assert glide(np.zeros_like(frame), face, template) is None
+    assert template_of(np.full_like(frame, 90), face) is None  # flat: would match anything
+    assert template_of(frame, Face((600, 400, 80, 80))) is None  # partly outside the frame
+
+
+def test_a_face_track_glides_between_looks_and_looks_when_a_glide_fails(astronaut_gray):
+    detector = BlazeFaceDetector()
+    frames = webcam_frames(astronaut_gray, 7)
+    track = FaceTrack(rescan_every=100, phase=0, glides=2)
+    looks = []
+    original = detector.detect_near
+
+    def counted(gray, box):
+        looks.append(len(tracked))
+        return original(gray, box)
+
+    detector.detect_near = counted
+    tracked = []
+    for frame in frames:
+        tracked.append(track.detect(detector, frame))
+
+    # A full scan, then two glides after each look.
+    assert track.full_scans == 1 and track.glided == 4 and looks == [3, 6]
+    for faces, frame in zip(tracked, frames, strict=True):
+        assert len(faces) == 1
+        full = detector.detect(frame)[0]
+        assert abs(centre(faces[0].box)[0] - centre(full.box)[0]) < 4
+    # A face that turned too much to match is looked for instead.
+    turn = cv2.getRotationMatrix2D(centre(tracked[-1][0].box), 30, 1.0)
+    turned = track.detect(detector, cv2.warpAffine(frames[-1], turn, (640, 480)))
+    assert track.glided == 4 and looks[-1] == 7 and len(turned) == 1
+
+
+def test_a_face_track_without_glides_looks_every_frame(astronaut_gray):
+    detector = BlazeFaceDetector()
+    track = FaceTrack(rescan_every=100, phase=0, glides=0)
+
+    for frame in webcam_frames(astronaut_gray, 4):
+        track.detect(detector, frame)
+
+    assert track.glided == 0 and track.full_scans == 1
+
+
 def test_periodic_rescans_of_a_tracked_face_look_for_newcomers_and_every_third_is_full(astronaut_gray):
     detector = BlazeFaceDetector()
     # The astronaut's head and shoulders, the face about 130 px high: a newcomer the coarse look sees.
@@ -180,7 +249,7 @@ def test_periodic_rescans_of_a_tracked_face_look_for_newcomers_and_every_third_i
     alone[:, :320] = face
     together = alone.copy()
     together[:, 320:] = face
-    track = FaceTrack(rescan_every=2, phase=0)
+    track = FaceTrack(rescan_every=2, phase=0, quick_rescans=2)
 
     scans = []
     for frame in [alone] * 3 + [together] * 7:
