@@ -13,7 +13,11 @@ live page sends them):
   (one of them, ``chelsea``, is a cat), and in the frames above; and what a full scan of
   those face-free frames costs (a visitor who has left);
 - the shipped classifier's accuracy on FER-2013 validation faces rotated by ±20°,
-  cut out as their box (no alignment) and aligned by the eyes.
+  cut out as their box (no alignment) and aligned by the eyes;
+- glides: on streams of FER-2013 faces that move, turn and grow or shrink from frame to
+  frame, a ``FaceTrack`` that looks every frame against one that follows faces by template
+  matching between looks (``GLIDES``): faces lost, frames glided, the classifier's accuracy
+  on what each cut out, and the detection time per tracked frame.
 
 Faces: ``skimage.data.astronaut()`` (NASA, public domain) in its own photo, and
 FER-2013 validation faces (``--fer-dir``, default ../shared/data/fer2013/val beside the checkout; skipped
@@ -49,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the table readable
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from emotions.detector import BlazeFaceDetector, Face, FaceTrack, HaarFaceDetector, as_face  # noqa: E402
+from emotions.detector import GLIDES, BlazeFaceDetector, Face, FaceTrack, HaarFaceDetector, as_face  # noqa: E402
 from emotions.labels import EMOTIONS  # noqa: E402
 from emotions.preprocessing import align_face, crop_face, to_model_input  # noqa: E402
 
@@ -517,6 +521,74 @@ def bench_alignment(
     return results
 
 
+def bench_glides(detector: BlazeFaceDetector, faces: list, backgrounds: list, seed: int) -> dict:
+    """Return, for tracks that look every frame and tracks that glide, what they lost, what they cost
+    and how accurate the classifier is on the faces they cut out, on the same moving faces."""
+    predict, note = load_classifier()
+    settings = {"look every frame": 0, f"glide ({GLIDES} between looks)": GLIDES}
+    rows = {
+        name: {"frames": 0, "lost": 0, "glided": 0, "crops": [], "labels": [], "ms": []} for name in settings
+    }
+    for index, (source, label) in enumerate(faces):
+        rng = np.random.default_rng([seed, 2, index])
+        background = backgrounds[index % len(backgrounds)]
+        x, y = WIDTH / 2 + rng.uniform(-60, 60), HEIGHT * 0.45 + rng.uniform(-30, 30)
+        side, angle = HEIGHT * FACE_SIDE * rng.uniform(0.8, 1.1), rng.uniform(-15, 15)
+        (vx, vy), turn, grow = (
+            rng.uniform(-GLIDE_MOVE, GLIDE_MOVE, 2),
+            rng.uniform(-3, 3),
+            rng.uniform(-0.03, 0.03),
+        )
+        frames = [
+            jpeg(
+                place(
+                    background.copy(),
+                    source,
+                    (x + vx * step, y + vy * step),
+                    side * (1 + grow * step),
+                    angle + turn * step,
+                    "crop",
+                )
+            )
+            for step in range(GLIDE_STREAM)
+        ]
+        for name, glides in settings.items():
+            track, row = FaceTrack(rescan_every=10, phase=0, glides=glides), rows[name]
+            for step, frame in enumerate(frames):
+                found, seconds = timed(lambda t=track, f=frame: t.detect(detector, f))
+                if step == 0:
+                    continue
+                row["frames"] += 1
+                row["ms"].append(seconds[1] * 1000.0)
+                if not found or found[0].eyes is None:
+                    row["lost"] += 1
+                    continue
+                row["crops"].append(align_face(frame, found[0].eyes, max(found[0].box[2:])))
+                row["labels"].append(EMOTIONS.index(label))
+            row["glided"] += track.glided
+    results: dict = {
+        "classifier": note,
+        "faces": len(faces),
+        "stream": f"{GLIDE_STREAM} frames, moving up to {GLIDE_MOVE} px, turning up to 3° and growing or "
+        "shrinking up to 3 % per frame",
+    }
+    for name, row in rows.items():
+        predicted = np.argmax(predict(to_model_input(np.stack(row["crops"]))), axis=1)
+        results[name] = {
+            "tracked_frames": row["frames"],
+            "lost": row["lost"],
+            "glided": row["glided"],
+            "accuracy": round(float((predicted == np.array(row["labels"])).mean()), 4),
+            "cpu_median_ms": round(statistics.median(row["ms"]), 3),
+            "cpu_mean_ms": round(statistics.fmean(row["ms"]), 3),
+        }
+    return results
+
+
+GLIDE_STREAM = 9
+GLIDE_MOVE = 8.0
+
+
 # --- Report --------------------------------------------------------------------------------------
 
 
@@ -659,6 +731,23 @@ def print_table(report: dict) -> None:
             row = alignment[angle]
             cells = "".join(f"{row[c]:>26.1%}" if c in row else f"{'-':>26}" for c in columns)
             print(f"{angle:<10}{row['detected']:>9}{cells}")
+    glides = report.get("glides")
+    if glides:
+        print()
+        print(
+            f"moving faces ({glides['faces']} FER-2013 val faces, {glides['stream']}), "
+            f"{glides['classifier']}:"
+        )
+        print(
+            f"{'track':<26}{'frames':>8}{'lost':>6}{'glided':>8}{'accuracy':>10}"
+            f"{'cpu median':>12}{'mean ms':>9}"
+        )
+        for name, row in glides.items():
+            if isinstance(row, dict):
+                print(
+                    f"{name:<26}{row['tracked_frames']:>8}{row['lost']:>6}{row['glided']:>8}"
+                    f"{row['accuracy']:>10.1%}{row['cpu_median_ms']:>12.2f}{row['cpu_mean_ms']:>9.2f}"
+                )
     print()
     for name, target in report["targets"].items():
         verdict = "—" if target["met"] is None else ("met" if target["met"] else "NOT met")
@@ -675,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--alignment-faces", type=int, default=420, help="FER faces for alignment (default 420)"
+    )
+    parser.add_argument(
+        "--glide-faces", type=int, default=280, help="FER faces for the glide measurement (default 280)"
     )
     parser.add_argument("--fer-dir", type=Path, default=FER_DIR, help="FER-2013 val folder (<class>/*.jpg)")
     parser.add_argument("--threads", type=int, default=1, help="LiteRT threads for BlazeFace (default 1)")
@@ -726,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
         aligned = fer_sources(args.fer_dir, args.alignment_faces, np.random.default_rng([args.seed, 1]))
         report["alignment"] = bench_alignment(
             detectors["blazeface"], aligned, backgrounds, args.seed, args.paste
+        )
+        report["glides"] = bench_glides(
+            detectors["blazeface"], aligned[: args.glide_faces], backgrounds, args.seed
         )
     report["targets"] = targets(report)
 
