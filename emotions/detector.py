@@ -693,7 +693,7 @@ def glide(gray: np.ndarray, found: Found, template: Template) -> Found | None:
     _, best, _, (bx, by) = cv2.minMaxLoc(scores)
     if not best >= GLIDE_MIN_MATCH:  # NaN on a flat region
         return None
-    # To a fraction of a pixel of the shrunk frame: the peak of a parabola through the best and its neighbours.
+    # To a fraction of a shrunk pixel: the peak of a parabola through the best and its neighbours.
     fx = _peak_offset(scores[by, bx - 1 : bx + 2]) if 0 < bx < scores.shape[1] - 1 else 0.0
     fy = _peak_offset(scores[by - 1 : by + 2, bx]) if 0 < by < scores.shape[0] - 1 else 0.0
     return moved(found, (bx + fx) / scale - reach, (by + fy) / scale - reach)
