@@ -80,7 +80,7 @@ QUICK_RESCANS = 5
 # face as the last look saw it, shrunk to GLIDE_SIDE px across, is matched (normalised correlation)
 # within GLIDE_REACH of its size around where it was. A match of GLIDE_MIN_MATCH or more moves its box
 # and keypoints by as much; anything less (it turned, came closer, was covered, left) is looked for
-# as usual. A glide costs about a twentieth of a look.
+# as usual. A glide costs a third to a seventh of a look (measured: README, "Glides, and fewer full scans").
 GLIDES = 2
 GLIDE_SIDE = 32
 GLIDE_REACH = 0.25
