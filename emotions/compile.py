@@ -64,6 +64,9 @@ INT8_MUST_SAVE = 0.9
 # The layer that turns a face into its mirror image inside a model that averages the two
 # (training.trainer.averaged builds it): the answers that do not pass through it are the face's own.
 MIRROR_LAYER = "mirror"
+# Layers named SHIFT_CROP_<n> cut the face a few pixels off its centre (test-time crops): a stream's
+# one-view file leaves them out, its frames' own small movements shifting the face as much.
+SHIFT_CROP = "shift_crop"
 
 
 class CompileError(Exception):
@@ -297,23 +300,46 @@ def compile_model(
 
 def one_view_model(model):
     """Return the part of ``model`` that answers on the face alone, when ``model`` averages that answer
-    with its answer on the face's mirror image (one Keras model, sharing its layers); otherwise None."""
+    with its answer on the face's mirror image (one Keras model, sharing its layers); otherwise None.
+
+    Of a model that also averages crops shifted off the centre, the centre crop's answer alone.
+    """
     import keras
 
-    final = model.layers[-1]
     names = {layer.name for layer in model.layers}
-    if not isinstance(final, keras.layers.Average) or MIRROR_LAYER not in names:
+    if not isinstance(model.layers[-1], keras.layers.Average) or MIRROR_LAYER not in names:
         return None
-    # A model cut at one of the answers holds only the layers that answer needs: the mirror, or not.
-    own = [
-        answer
-        for answer in final.input
-        if MIRROR_LAYER not in {layer.name for layer in keras.Model(model.inputs, answer).layers}
-    ]
-    if not own or len(own) == len(final.input):
+    return _averaged_part(model, mirror=True, shifts=True, suffix="one_view")
+
+
+def centre_model(model):
+    """Return the part of ``model`` that averages the answers on the centre crop (and its mirror image),
+    without its shifted crops; ``model`` itself when it has none."""
+    import keras
+
+    if not isinstance(model.layers[-1], keras.layers.Average):
+        return model
+    return _averaged_part(model, mirror=False, shifts=True, suffix="centre") or model
+
+
+def _averaged_part(model, *, mirror: bool, shifts: bool, suffix: str):
+    """Return the mean of the answers averaged by ``model``'s last layer that pass neither through its
+    mirror layer (with ``mirror``) nor through a shifted crop (with ``shifts``); None when that leaves
+    none of them out, or all. A model cut at one answer holds only the layers that answer needs."""
+    import keras
+
+    def left_out(answer) -> bool:
+        return any(
+            (mirror and layer.name == MIRROR_LAYER) or (shifts and layer.name.startswith(f"{SHIFT_CROP}_"))
+            for layer in keras.Model(model.inputs, answer).layers
+        )
+
+    answers = model.layers[-1].input
+    kept = [answer for answer in answers if not left_out(answer)]
+    if not kept or len(kept) == len(answers):
         return None
-    outputs = own[0] if len(own) == 1 else keras.layers.Average(dtype="float32")(own)
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_one_view")
+    outputs = kept[0] if len(kept) == 1 else keras.layers.Average(dtype="float32")(kept)
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_{suffix}")
 
 
 def one_view_path(keras_path: str | Path) -> Path:
@@ -335,6 +361,9 @@ def _compile_one_view(
         return None
     if one_view is None:
         return None
+    centre = centre_model(model)
+    if centre is not model:  # what a stream's two frames average: the centre crop and its mirror image
+        expected = np.asarray(centre(faces, training=False), dtype=np.float32)
     partial = target.with_name(f".{target.stem}.{os.getpid()}.partial.tflite")
     try:
         partial.write_bytes(_convert(tf, one_view, source, int8=int8))

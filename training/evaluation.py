@@ -229,6 +229,7 @@ def ensemble_card(
     parameters: int,
     metrics: dict,
     zoom: float = 1.0,
+    shift: int = 0,
     command: str = "",
 ) -> str:
     """Return the model card of an ensemble: its members (file, accuracy alone) and how well it does."""
@@ -241,8 +242,11 @@ def ensemble_card(
         if zoom != 1.0
         else "each face"
     )
-    views = f"{face} and on its mirror image" if mirror else face
-    passes = len(members) * (2 if mirror else 1)
+    if shift:
+        face += f" and on the same crop {shift} px up, down, left and right of it (five crops)"
+    views = f"{face}, and on the mirror image of each" if mirror and shift else face
+    views = f"{face} and on its mirror image" if mirror and not shift else views
+    passes = len(members) * (5 if shift else 1) * (2 if mirror else 1)
     made = f"\n- **Command**: `{command}`" if command else ""
     return f"""# Model card: {name}
 

@@ -476,6 +476,7 @@ def model_ensemble(
     target: Path,
     mirror: bool | None = None,
     zoom: float | None = None,
+    shift: int | None = None,
     command: str = "",
 ) -> dict:
     """Average model files into one (:func:`training.trainer.averaged`; a single one is served as it is, with
@@ -484,24 +485,25 @@ def model_ensemble(
     ``command``.
 
     ``mirror`` None: mirror faces when every member did; ``zoom`` None: the members' test-time zoom when
-    they share one, else none.
+    they share one, else none; ``shift`` None: likewise the members' shifted crops (with their zoom).
     """
 
     import keras
 
     from training.datasets import load_evaluation_split
     from training.evaluation import ensemble_card, evaluate, plot_confusion_matrix
-    from training.trainer import averaged, leaf_networks, served_zoom
+    from training.trainer import averaged, leaf_networks, served_shift, served_zoom
 
     if not sources:
         raise ValueError("an ensemble needs at least one model")
     split, _ = load_evaluation_split(data_path, split="val")
-    networks, members, mirrors, zooms = [], [], [], []
+    networks, members, mirrors, zooms, shifts = [], [], [], [], []
     for index, source in enumerate(sources, start=1):
         model = keras.models.load_model(source, safe_mode=True)
         leaves, mirrored = leaf_networks(model)
         mirrors.append(mirrored)
         zooms.append(served_zoom(model))
+        shifts.append(served_shift(model))
         members.append(
             {
                 "file": Path(source).name,
@@ -514,8 +516,13 @@ def model_ensemble(
             leaf.name = f"member_{index}" + (f"_{leaf_index}" if len(leaves) > 1 else "")
             networks.append(leaf)
     mirror = all(mirrors) if mirror is None else mirror
-    zoom = (zooms[0] if len(set(zooms)) == 1 else 1.0) if zoom is None else zoom
-    model = averaged(networks, mirror=mirror, zoom=zoom, name=target.stem)
+    shared = len(set(zip(zooms, shifts, strict=True))) == 1  # the members' own views, when they share them
+    if zoom is None:
+        zoom, own_shift = (zooms[0], shifts[0]) if shared else (1.0, 0)
+    else:
+        own_shift = shifts[0] if shared and zooms[0] == zoom else 0
+    shift = own_shift if shift is None else shift
+    model = averaged(networks, mirror=mirror, zoom=zoom, shift=shift, name=target.stem)
     metrics = _calibrated_write(model, split, target)
     folder = target.parent
     plot_confusion_matrix(metrics, folder / "confusion_matrix.png")
@@ -524,6 +531,7 @@ def model_ensemble(
         members=members,
         mirror=mirror,
         zoom=zoom,
+        shift=shift,
         parameters=sum(n.count_params() for n in networks),
         metrics=metrics,
         command=command,

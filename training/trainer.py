@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from emotions.compile import MIRROR_LAYER
+from emotions.compile import MIRROR_LAYER, SHIFT_CROP
 from emotions.labels import NUM_CLASSES
 from emotions.preprocessing import to_model_input
 from training.architectures import build_model
@@ -321,28 +321,47 @@ def mirror_averaged(model: keras.Model) -> keras.Model:
 
 
 def averaged(
-    networks: list[keras.Model], *, mirror: bool, zoom: float = 1.0, name: str = "ensemble"
+    networks: list[keras.Model],
+    *,
+    mirror: bool,
+    zoom: float = 1.0,
+    shift: int = 0,
+    name: str = "ensemble",
 ) -> keras.Model:
     """Return one model that serves the mean of ``networks``' answers (on each face and, with ``mirror``,
     on its mirror image too): an ensemble in one file, of stock layers only.
 
     ``zoom`` > 1 first enlarges the face about its centre by about that much (the centre cut out and
     resized back, bilinear): a test-time zoom, which makes up for training's random zooms and shifts
-    showing faces larger on average than the raw test images (FixRes, Touvron et al., 2019). The
-    networks are used as they are (not copied); give them distinct names first.
+    showing faces larger on average than the raw test images (FixRes, Touvron et al., 2019). ``shift``
+    px (with a zoom, at most the cut's margin) adds four more cuts of the same size, that many pixels
+    up, down, left and right of the centre one: five crops (ten with the mirror), as in the ten-crop
+    averaging of image classifiers. The networks are used as they are (not copied); give them distinct
+    names first.
     """
     height, width, channels = networks[0].input_shape[1:]
     inputs = keras.Input((height, width, channels))
-    face = inputs
+    faces = [inputs]
     if zoom != 1.0:
         crop_h, crop_w = _zoom_crop(height, zoom), _zoom_crop(width, zoom)
-        face = keras.layers.CenterCrop(crop_h, crop_w, name=ZOOM_CROP)(face)
-        face = keras.layers.Resizing(height, width, interpolation="bilinear", name="zoom_resize")(face)
-    views = [face]
+        centre = keras.layers.CenterCrop(crop_h, crop_w, name=ZOOM_CROP)(inputs)
+        faces = [_enlarged(centre, height, width, "zoom_resize")]
+        margin_h, margin_w = (height - crop_h) // 2, (width - crop_w) // 2
+        if shift > min(margin_h, margin_w):
+            raise ValueError(f"a {shift} px shift needs a zoom that leaves that margin around its crop")
+        for index, (down, right) in enumerate(SHIFTS if shift else ()):
+            top, left = margin_h + down * shift, margin_w + right * shift
+            cropping = ((top, height - crop_h - top), (left, width - crop_w - left))
+            crop = keras.layers.Cropping2D(cropping, name=f"{SHIFT_CROP}_{index}")(inputs)
+            faces.append(_enlarged(crop, height, width, f"shift_resize_{index}"))
+    elif shift:
+        raise ValueError("shifted crops need a test-time zoom (there is no margin to shift in)")
+    views = list(faces)
     if mirror:
         flip = keras.layers.Dense(width, use_bias=False, trainable=False, name=MIRROR_LAYER)
-        x = keras.layers.Permute((1, 3, 2))(face)  # (height, channels, width): Dense acts on width
-        views.append(keras.layers.Permute((1, 3, 2))(flip(x)))
+        for face in faces:
+            x = keras.layers.Permute((1, 3, 2))(face)  # (height, channels, width): Dense acts on width
+            views.append(keras.layers.Permute((1, 3, 2))(flip(x)))
         flip.set_weights([np.eye(width, dtype=np.float32)[::-1]])
     answers = [network(view) for network in networks for view in views]
     if len(answers) == 1:
@@ -351,7 +370,14 @@ def averaged(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _enlarged(crop: keras.KerasTensor, height: int, width: int, name: str) -> keras.KerasTensor:
+    """Return ``crop`` resized to ``height`` × ``width`` (bilinear): the model's input size."""
+    return keras.layers.Resizing(height, width, interpolation="bilinear", name=name)(crop)
+
+
 ZOOM_CROP = "zoom_crop"
+# The shifted crops (layers SHIFT_CROP_<n>), in units of the shift: down, right.
+SHIFTS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def _zoom_crop(side: int, zoom: float) -> int:
@@ -368,6 +394,17 @@ def served_zoom(model: keras.Model) -> float:
         if layer.name == ZOOM_CROP:
             return round(model.input_shape[1] / layer.get_config()["height"], 4)
     return 1.0
+
+
+def served_shift(model: keras.Model) -> int:
+    """Return the shift of the crops a model built by :func:`averaged` adds around its zoom's (0 for none)."""
+    for layer in model.layers:
+        if (
+            layer.name == f"{SHIFT_CROP}_0"
+        ):  # SHIFTS[0]: the crop moved up, its margin below grown by two shifts
+            (top, bottom), _ = layer.get_config()["cropping"]
+            return (bottom - top) // 2
+    return 0
 
 
 def leaf_networks(model: keras.Model) -> tuple[list[keras.Model], bool]:

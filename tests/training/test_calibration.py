@@ -243,6 +243,41 @@ def test_a_test_time_zoom_shows_the_networks_the_faces_centre_enlarged():
         averaged([network], mirror=False, zoom=2.0)
 
 
+def test_shifted_crops_show_the_networks_the_zoomed_face_moved_each_way():
+    import keras
+
+    from emotions.compile import centre_model, one_view_model
+    from training.trainer import averaged, served_shift, served_zoom
+
+    inputs = keras.Input((48, 48, 1))
+    network = keras.Model(inputs, keras.layers.Flatten()(inputs), name="identity")
+    faces = np.random.default_rng(4).random((2, 48, 48, 1), dtype=np.float32)
+    enlarged = keras.layers.Resizing(48, 48)
+
+    def crop(top, left):  # the 44×44 cut of a 1.09 zoom (margin 2) at this corner, enlarged
+        return np.asarray(enlarged(faces[:, top : top + 44, left : left + 44])).reshape(2, -1)
+
+    five = averaged([network], mirror=False, zoom=1.09, shift=2)
+    expected = np.mean([crop(2, 2), crop(0, 2), crop(4, 2), crop(2, 0), crop(2, 4)], axis=0)
+
+    np.testing.assert_allclose(np.asarray(five(faces)), expected, atol=1e-6)
+    assert (served_zoom(five), served_shift(five)) == (pytest.approx(48 / 44, abs=1e-3), 2)
+    assert served_shift(averaged([network], mirror=True, zoom=1.09)) == 0
+    with pytest.raises(ValueError, match="margin"):
+        averaged([network], mirror=False, zoom=1.09, shift=3)
+    with pytest.raises(ValueError, match="zoom"):
+        averaged([network], mirror=False, shift=1)
+
+    # A stream's frame shows the centre crop alone, or its mirror image: the one-view file's part, and
+    # what two such frames average (the shifted crops left to the frames' own small movements).
+    ten = averaged([network], mirror=True, zoom=1.09, shift=2)
+    np.testing.assert_allclose(np.asarray(one_view_model(ten)(faces)), crop(2, 2), atol=1e-6)
+    mirrored = np.asarray(enlarged(faces[:, 2:46, 2:46, :][:, :, ::-1])).reshape(2, -1)
+    np.testing.assert_allclose(np.asarray(centre_model(ten)(faces)), (crop(2, 2) + mirrored) / 2, atol=1e-5)
+    two = averaged([network], mirror=True, zoom=1.09)
+    assert centre_model(two) is two
+
+
 @pytest.mark.slow
 def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_dataset, tmp_path, capsys):
     import keras
@@ -267,6 +302,39 @@ def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_datase
     assert record["one_view"]["model"] == "a_zoomed.view.tflite"
     assert target.with_suffix(".view.tflite").is_file()
     assert "through its one-view file" in card.split("## Serving cost")[1]
+
+
+@pytest.mark.slow
+def test_the_ensemble_command_adds_shifted_crops_and_streams_keep_one_pass_a_frame(tiny_dataset, tmp_path):
+    import keras
+
+    from training.architectures import build_model
+    from training.trainer import mirror_averaged, served_shift
+
+    source, target = tmp_path / "a.keras", tmp_path / "crops" / "a_crops.keras"
+    mirror_averaged(build_model("custom_cnn", width=0.25).model).save(source)
+    target.parent.mkdir()
+
+    call_command(
+        "ensemble",
+        "--model",
+        str(source),
+        "--zoom",
+        "1.1",
+        "--shift",
+        "2",
+        data=str(tiny_dataset),
+        to=str(target),
+    )
+
+    served = keras.models.load_model(target, safe_mode=True)
+    card = (target.parent / "MODEL_CARD.md").read_text()
+    assert served_shift(served) == 2
+    assert "five crops" in card and "(10 passes per face)" in card and "--shift 2" in card
+    # The one-view file (the centre crop alone) passed its check against the centre's two views.
+    record = json.loads(target.with_suffix(".litert.json").read_text())
+    assert record["one_view"]["model"] == "a_crops.view.tflite"
+    assert record["one_view"]["max_abs_diff"] < 1e-3
 
 
 def test_training_can_start_from_a_model_served_with_a_zoom(tmp_path):

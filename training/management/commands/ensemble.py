@@ -35,6 +35,13 @@ class Command(BaseCommand):
             "1.5; a test-time zoom, which makes up for training's random zooms; choose it on val). "
             "Default: the members' own when they share one, else none.",
         )
+        parser.add_argument(
+            "--shift",
+            type=int,
+            help="With a zoom: also average the zoomed crop moved this many pixels up, down, left and "
+            "right (five crops, ten with mirror images; lone images pay for every pass, a live stream's "
+            "frame for one). Default: the members' own when they share one, else none.",
+        )
 
     def handle(self, *args, **options) -> None:
         from training.calibration import CalibrationError
@@ -53,6 +60,7 @@ class Command(BaseCommand):
                 target=target,
                 mirror=options["mirror"],
                 zoom=options["zoom"],
+                shift=options["shift"],
                 command=_command(options),
             )
         except (CalibrationError, DatasetError, ValueError) as exc:
@@ -78,4 +86,6 @@ def _command(options: dict) -> str:
         parts.append("--mirror" if options["mirror"] else "--no-mirror")
     if options["zoom"] is not None:
         parts.append(f"--zoom {options['zoom']:g}")
+    if options["shift"] is not None:
+        parts.append(f"--shift {options['shift']}")
     return " ".join(parts)
