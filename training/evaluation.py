@@ -244,8 +244,9 @@ def ensemble_card(
     )
     if shift:
         face += f" and on the same crop {shift} px up, down, left and right of it (five crops)"
-    views = f"{face}, and on the mirror image of each" if mirror and shift else face
-    views = f"{face} and on its mirror image" if mirror and not shift else views
+    views = face
+    if mirror:
+        views += ", and on the mirror image of each" if shift else " and on its mirror image"
     passes = len(members) * (5 if shift else 1) * (2 if mirror else 1)
     made = f"\n- **Command**: `{command}`" if command else ""
     return f"""# Model card: {name}
