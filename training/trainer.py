@@ -103,8 +103,7 @@ def train(
     x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
     if config.ferplus_dir:
         y_train = _crowd_targets(config, train_split, y_train, hooks)
-    if config.teacher_model:
-        y_train = _distilled_targets(config, x_train, y_train, x_val, dataset.val.y, hooks)
+    teacher = _teacher(config, x_val, dataset.val.y, hooks) if config.teacher_model else None
     steps = math.ceil(len(x_train) / config.batch_size)
     class_weight = _class_weights(train_split.y) if config.class_weights else None
 
@@ -125,7 +124,7 @@ def train(
         if config.init_model:
             _load_initial_weights(model, config.init_model)
             weights_note = f"started from {Path(config.init_model).name}"
-        train_model = _training_model(model, config)
+        train_model = _training_model(model, config, teacher)
         _compile(train_model, config, config.learning_rate, decay_steps=steps * config.epochs)
         state = {
             "config": asdict(config),
@@ -213,13 +212,83 @@ def _phases(config: TrainConfig) -> list[tuple[str, int, float]]:
     return phases
 
 
-def _training_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    # Augmentation wraps the serving model during training only, so saved serving models stay lean.
-    if not config.augment:
-        return keras.Sequential([keras.Input(model.input_shape[1:]), model], name="train")
-    return keras.Sequential(
-        [keras.Input(model.input_shape[1:]), augmentation_layers(config.seed), model], name="train"
-    )
+def _training_model(
+    model: keras.Model, config: TrainConfig, teacher: keras.Model | None = None
+) -> keras.Model:
+    """Return what ``fit`` trains: augmentation, then the serving model (and the frozen teacher, if any).
+
+    Augmentation wraps the serving model during training only, so saved serving models stay lean. A
+    teacher answers on the same augmented batch as the student, its answer concatenated after the
+    student's: :class:`DistillationLoss` splits the two.
+    """
+    inputs = keras.Input(model.input_shape[1:])
+    faces = augmentation_layers(config.seed)(inputs) if config.augment else inputs
+    outputs = model(faces)
+    if teacher is not None:
+        answers = FrozenTeacher(teacher, name=TEACHER)(faces)
+        outputs = keras.layers.Concatenate(name=TEACHER_OUTPUT)([outputs, answers])
+    return keras.Model(inputs, outputs, name="train")
+
+
+TEACHER = "teacher"
+TEACHER_OUTPUT = "student_and_teacher"
+
+
+@keras.saving.register_keras_serializable(package="attune")
+class FrozenTeacher(keras.layers.Layer):
+    """A model that always answers in inference mode (no dropout, BatchNorm's stored statistics) and
+    never learns, even inside a model being trained (a functional call's ``training=False`` is not
+    kept when the outer model trains)."""
+
+    def __init__(self, model: keras.Model, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.model.trainable = False
+        self.trainable = False
+
+    def call(self, faces):
+        return self.model(faces, training=False)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], NUM_CLASSES)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "model": keras.saving.serialize_keras_object(self.model)}
+
+    @classmethod
+    def from_config(cls, config: dict) -> FrozenTeacher:
+        model = keras.saving.deserialize_keras_object(config.pop("model"))
+        return cls(model, **config)
+
+
+@keras.saving.register_keras_serializable(package="attune")
+class DistillationLoss(keras.losses.Loss):
+    """Cross-entropy of the student's answer against a mix of the label and the teacher's answer.
+
+    ``y_pred`` holds the student's probabilities, then the teacher's (see :func:`_training_model`);
+    the target is ``(1 - weight)`` × the (smoothed) label + ``weight`` × the teacher's answer.
+    """
+
+    def __init__(
+        self, weight: float = 0.5, label_smoothing: float = 0.0, name: str = "distillation", **kwargs
+    ):
+        super().__init__(name=name, **kwargs)
+        self.weight, self.label_smoothing = float(weight), float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        student, teacher = y_pred[..., :NUM_CLASSES], y_pred[..., NUM_CLASSES:]
+        label = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_CLASSES
+        target = (1.0 - self.weight) * label + self.weight * keras.ops.stop_gradient(teacher)
+        return keras.losses.categorical_crossentropy(target, student)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weight": self.weight, "label_smoothing": self.label_smoothing}
+
+
+@keras.saving.register_keras_serializable(package="attune")
+def student_accuracy(y_true, y_pred):
+    """Accuracy of the student's answer, the first NUM_CLASSES columns of a distillation output."""
+    return keras.metrics.categorical_accuracy(y_true, y_pred[..., :NUM_CLASSES])
 
 
 def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, *, decay_steps: int) -> None:
@@ -233,12 +302,17 @@ def _compile(model: keras.Model, config: TrainConfig, learning_rate: float, *, d
             decay_steps=max(1, decay_steps),
             alpha=min(1.0, config.min_learning_rate / learning_rate),
         )
-    model.compile(
-        optimizer=keras.optimizers.Adam(rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
-        jit_compile=jit,
-    )
+    if jit and keras.backend.backend() == "jax":
+        # Keras marks its random rotation, zoom and translation layers as not compilable (TensorFlow's
+        # XLA lacks their kernel), which would run the whole step op by op; JAX compiles them fine.
+        for layer in model._flatten_layers():
+            layer.supports_jit = True
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    metric = "accuracy"
+    if config.teacher_model:
+        loss = DistillationLoss(config.distill_weight, config.label_smoothing)
+        metric = keras.metrics.MeanMetricWrapper(student_accuracy, name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=[metric], jit_compile=jit)
 
 
 def _load_initial_weights(model: keras.Model, path: str) -> None:
@@ -267,32 +341,26 @@ def _crowd_targets(config: TrainConfig, split, y_train: np.ndarray, hooks: Hooks
     return mixed
 
 
-def _distilled_targets(
-    config: TrainConfig,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    val_labels: np.ndarray,
-    hooks: Hooks,
-) -> np.ndarray:
-    """Return the training targets mixed with the teacher's answers (knowledge distillation).
+def _teacher(config: TrainConfig, x_val: np.ndarray, val_labels: np.ndarray, hooks: Hooks) -> keras.Model:
+    """Load the model to distil from (knowledge distillation); log its accuracy on the validation split.
 
-    The teacher answers once per training face, before augmentation: its soft targets carry what it
-    learned about which expressions look alike, at no cost per epoch.
+    It answers on every augmented training batch, the same view the student sees ("consistent"
+    distillation, Beyer et al. 2022): what it learned about which expressions look alike reaches the
+    student on every crop, not only on the clean faces. That costs one teacher pass per training face
+    and epoch.
     """
     source = Path(config.teacher_model)
     if not source.is_file():
         raise FileNotFoundError(f"teacher model not found: {source}")
     teacher = keras.models.load_model(source, safe_mode=True)
-    if tuple(teacher.input_shape[1:]) != tuple(x_train.shape[1:]) or teacher.output_shape[-1] != NUM_CLASSES:
+    if tuple(teacher.input_shape[1:]) != tuple(x_val.shape[1:]) or teacher.output_shape[-1] != NUM_CLASSES:
         raise ValueError(f"{source.name} does not take 48x48 faces and answer {NUM_CLASSES} classes")
-    soft = _predict(teacher, x_train)
     val_accuracy = float((_predict(teacher, x_val).argmax(axis=1) == val_labels).mean())
     hooks.log(
-        f"distilling from {source.name} (validation accuracy {val_accuracy:.4f}); "
+        f"distilling from {source.name} (validation accuracy {val_accuracy:.4f}) on each augmented batch; "
         f"targets {config.distill_weight:g} teacher, {1 - config.distill_weight:g} label"
     )
-    return ((1.0 - config.distill_weight) * y_train + config.distill_weight * soft).astype(np.float32)
+    return teacher
 
 
 def _predict(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
