@@ -1,4 +1,4 @@
-"""The GPU recipe behind the shipped default: wide teachers, then small students distilled from them.
+"""A GPU recipe: wide teachers, then small students distilled from them (the shipped default's teachers).
 
 Runs without Django (``python -m training.recipe``), on any Keras 3 backend; on a GPU machine use JAX::
 

@@ -103,7 +103,6 @@ def train(
     x_val, y_val = to_model_input(dataset.val.x), _one_hot(dataset.val.y)
     if config.ferplus_dir:
         y_train = _crowd_targets(config, train_split, y_train, hooks)
-    teacher = _teacher(config, x_val, dataset.val.y, hooks) if config.teacher_model else None
     steps = math.ceil(len(x_train) / config.batch_size)
     class_weight = _class_weights(train_split.y) if config.class_weights else None
 
@@ -124,7 +123,8 @@ def train(
         if config.init_model:
             _load_initial_weights(model, config.init_model)
             weights_note = f"started from {Path(config.init_model).name}"
-        train_model = _training_model(model, config, teacher)
+        teacher = _teacher(config, x_val, dataset.val.y, hooks) if config.teacher_model else None
+        train_model = _training_model(model, config, teacher)  # a resumed one holds its teacher
         _compile(train_model, config, config.learning_rate, decay_steps=steps * config.epochs)
         state = {
             "config": asdict(config),
