@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]  # where ``python -m training.recipe`
 
 SAMPLE_PER_CLASS = 400  # the timing sample: two epochs of at most this many faces per class
 DONE = "done"  # written into a run folder once its model.keras is complete
-SAFETY = 0.85  # share of the measured time budget the schedule plans to fill
+SAFETY = 0.9  # share of the measured time budget the schedule plans to fill
 GRACE = 60.0  # seconds a student waits for a teacher beyond the teachers' deadline
 
 
@@ -208,7 +208,8 @@ def _run_job(args) -> int:
     )
     sample = len(dataset.train.limited(SAMPLE_PER_CLASS, seed=0))
     per_epoch = probe_result.history["seconds"][-1] * max(1.0, faces / sample)
-    left = deadline - time.time() - 2 * probe_result.history["seconds"][0]  # compiling again
+    # The run compiles again: at most the probe's first epoch (compiling and a sample's epoch) again.
+    left = deadline - time.time() - probe_result.history["seconds"][0]
     epochs = max(1, min(args.max_epochs, int(SAFETY * left / per_epoch)))
     log.info("%s: %.1f s per epoch, %.0f s left: %d epochs", args.job, per_epoch, left, epochs)
     config = TrainConfig(**{**options, "epochs": epochs})
