@@ -121,3 +121,20 @@ def test_the_recipe_trains_teachers_then_distils_a_student_from_them(tiny_datase
     log = (out / "student_1.log").read_text()
     assert "distilling from teacher_1, teacher_2" in log and "on each augmented batch" in log
     assert (out / "student_1" / "model.keras").is_file()
+
+
+def test_under_jax_the_training_step_compiles_with_the_random_geometry_layers(monkeypatch):
+    import keras
+
+    from training import trainer
+    from training.architectures import build_model
+    from training.config import TrainConfig
+
+    config = TrainConfig(architecture="custom_cnn", width=0.25)
+    model = trainer._training_model(build_model("custom_cnn", width=0.25).model, config)
+    assert not all(layer.supports_jit for layer in model._flatten_layers())  # Keras' own marking
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    trainer._compile(model, config, 1e-3, decay_steps=10)
+
+    assert all(layer.supports_jit for layer in model._flatten_layers())
