@@ -29,7 +29,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 log = logging.getLogger("training.recipe")
@@ -200,14 +200,18 @@ def _run_job(args) -> int:
         def log(self, message: str) -> None:
             log.info("%s: %s", args.job, message)
 
-    # Time two short epochs on a sample (the first compiles), then size the schedule to the budget.
-    probe = TrainConfig(**{**options, "epochs": 2, "max_per_class": SAMPLE_PER_CLASS})
-    probe_result = train(probe, dataset, out / args.job / "probe", Deadline())
-    faces = (
-        len(dataset.train.limited(args.max_per_class, seed=0)) if args.max_per_class else len(dataset.train)
-    )
-    sample = len(dataset.train.limited(SAMPLE_PER_CLASS, seed=0))
-    per_epoch = probe_result.history["seconds"][-1] * max(1.0, faces / sample)
+    # Time two short epochs on a sample (the first compiles), then size the schedule to the budget. The
+    # sample is of both splits alike, so that its epoch scales to a whole one, validation included.
+    train_split = dataset.train.limited(args.max_per_class, seed=0) if args.max_per_class else dataset.train
+    sample = train_split.limited(SAMPLE_PER_CLASS, seed=0)
+    share = len(sample) / len(train_split)
+    probe_data = replace(dataset, train=sample, val=_fraction(dataset.val, share))
+    probe = TrainConfig(**{**options, "epochs": 2, "max_per_class": 0})
+    probe_result = train(probe, probe_data, out / args.job / "probe", Deadline())
+    if len(probe_result.history.get("seconds", [])) < 2:
+        log.error("%s: the deadline passed while timing the sample epochs", args.job)
+        return 1
+    per_epoch = probe_result.history["seconds"][-1] / share
     # The run compiles again: at most the probe's first epoch (compiling and a sample's epoch) again.
     left = deadline - time.time() - probe_result.history["seconds"][0]
     epochs = max(1, min(args.max_epochs, int(SAFETY * left / per_epoch)))
@@ -231,6 +235,15 @@ def _run_job(args) -> int:
         "stopped at the deadline" if result.cancelled else "finished",
     )
     return 0
+
+
+def _fraction(split, share: float):
+    """Return a random ``share`` of ``split`` (at least one face), in its order."""
+    import numpy as np
+
+    count = max(1, round(len(split) * share))
+    keep = np.sort(np.random.default_rng(0).choice(len(split), size=min(count, len(split)), replace=False))
+    return type(split)(split.x[keep], split.y[keep], None if split.names is None else split.names[keep])
 
 
 def _wait_for(paths: list[Path], deadline: float) -> None:

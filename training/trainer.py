@@ -586,7 +586,7 @@ class _EpochRecorder(keras.callbacks.Callback):
             return
         logs = {k: float(v) for k, v in (logs or {}).items()}
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        logs["seconds"] = round(time.monotonic() - self.epoch_started, 1)
+        logs["seconds"] = round(time.monotonic() - self.epoch_started, 2)
         state = self.state
         for key, value in logs.items():
             state["history"].setdefault(key, []).append(value)

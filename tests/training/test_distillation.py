@@ -138,3 +138,29 @@ def test_under_jax_the_training_step_compiles_with_the_random_geometry_layers(mo
     trainer._compile(model, config, 1e-3, decay_steps=10)
 
     assert all(layer.supports_jit for layer in model._flatten_layers())
+
+
+def test_a_recipe_job_out_of_time_while_timing_its_sample_says_so_and_fails(tiny_dataset, tmp_path, caplog):
+    from training import recipe
+
+    out = tmp_path / "runs"
+    args = ["--data", str(tiny_dataset), "--out", str(out), "--seconds", "0", "--batch-size", "4"]
+    code = recipe.main([*args, "--teacher-width", "0.25", "--job", "teacher_1", "--started", "0"])
+
+    assert code == 1
+    assert "the deadline passed while timing the sample epochs" in caplog.text
+    assert not (out / "teacher_1" / recipe.DONE).exists()
+
+
+def test_the_recipe_times_a_sample_of_both_splits_alike():
+    import numpy as np
+
+    from training.datasets import Split
+    from training.recipe import _fraction
+
+    split = Split(np.zeros((1000, 48, 48), np.uint8), np.arange(1000) % 7, np.arange(1000))
+    part = _fraction(split, 0.1)
+
+    assert len(part) == 100 and np.all(np.diff(part.names) > 0)  # distinct faces, in the split's order
+    assert np.array_equal(part.y, part.names % 7)
+    assert len(_fraction(split, 0.0)) == 1
