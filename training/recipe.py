@@ -8,7 +8,7 @@ Within a wall-clock budget, several :func:`training.trainer.train` runs share th
 own process and run folder:
 
 * phase A (the first ``--teacher-share`` of the budget): two wide custom CNNs (``--teacher-width``,
-  seeds 1 and 2), the teachers;
+  1.5 by default; seeds 1 and 2), the teachers;
 * phase B (the rest): two students distilled from both teachers' averaged answer, one of the serving
   width (``--student-width``; started from ``--student-init`` when given), one wider
   (``--wide-student-width``);
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="folder for the runs (one sub-folder each)")
     parser.add_argument("--seconds", type=float, default=520.0, help="wall-clock budget from start")
     parser.add_argument("--teacher-share", type=float, default=0.5)
-    parser.add_argument("--teacher-width", type=float, default=2.0)
+    parser.add_argument("--teacher-width", type=float, default=1.5)
     parser.add_argument("--student-width", type=float, default=0.5)
     parser.add_argument("--student-init", help="a .keras model of the serving width to start student_1 from")
     parser.add_argument("--student-init-lr", type=float, default=5e-4)

@@ -492,14 +492,14 @@ def model_ensemble(
 
     from training.datasets import load_evaluation_split
     from training.evaluation import ensemble_card, evaluate, plot_confusion_matrix
-    from training.trainer import averaged, leaf_networks, served_shift, served_zoom
+    from training.trainer import averaged, leaf_networks, served_shift, served_zoom, trained_network
 
     if not sources:
         raise ValueError("an ensemble needs at least one model")
     split, _ = load_evaluation_split(data_path, split="val")
     networks, members, mirrors, zooms, shifts = [], [], [], [], []
     for index, source in enumerate(sources, start=1):
-        model = keras.models.load_model(source, safe_mode=True)
+        model = trained_network(keras.models.load_model(source, safe_mode=True))
         leaves, mirrored = leaf_networks(model)
         mirrors.append(mirrored)
         zooms.append(served_zoom(model))

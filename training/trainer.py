@@ -78,8 +78,12 @@ def augmentation_layers(seed: int) -> keras.Sequential:
             keras.layers.RandomTranslation(0.1, 0.1, fill_mode="nearest", seed=seed),
             keras.layers.RandomContrast(0.2, value_range=(0.0, 1.0), seed=seed),
         ],
-        name="augmentation",
+        name=AUGMENTATION,
     )
+
+
+AUGMENTATION = "augmentation"
+TRAINING_MODEL = "train"  # what fit trains, saved as a run's last.keras checkpoint
 
 
 def train(
@@ -227,7 +231,7 @@ def _training_model(
     if teacher is not None:
         answers = FrozenTeacher(teacher, name=TEACHER)(faces)
         outputs = keras.layers.Concatenate(name=TEACHER_OUTPUT)([outputs, answers])
-    return keras.Model(inputs, outputs, name="train")
+    return keras.Model(inputs, outputs, name=TRAINING_MODEL)
 
 
 TEACHER = "teacher"
@@ -480,6 +484,17 @@ def leaf_networks(model: keras.Model) -> tuple[list[keras.Model], bool]:
     inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     mirrors = any(layer.name == MIRROR_LAYER for layer in model.layers)
     return (inner or [model]), mirrors
+
+
+def trained_network(model: keras.Model) -> keras.Model:
+    """Return the network a training checkpoint trains (a run's ``last.keras``: augmentation, the network
+    and any teacher), or ``model`` itself when it is none: the last epoch served, where the run's own
+    model is its best epoch on the validation split."""
+    if model.name != TRAINING_MODEL:
+        return model
+    return next(
+        layer for layer in model.layers if isinstance(layer, keras.Model) and layer.name != AUGMENTATION
+    )
 
 
 def _tensorflow_sees_gpu() -> bool:

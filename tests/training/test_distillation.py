@@ -164,3 +164,30 @@ def test_the_recipe_times_a_sample_of_both_splits_alike():
     assert len(part) == 100 and np.all(np.diff(part.names) > 0)  # distinct faces, in the split's order
     assert np.array_equal(part.y, part.names % 7)
     assert len(_fraction(split, 0.0)) == 1
+
+
+def test_ensemble_serves_a_distillation_runs_last_epoch_as_the_student_alone(tiny_dataset, tmp_path):
+    import keras
+    from django.core.management import call_command
+
+    from training.trainer import TrainConfig, leaf_networks, train
+
+    teacher = tmp_path / "teacher.keras"
+    _teacher_with_dropout().save(teacher)
+    config = TrainConfig(
+        architecture="custom_cnn", width=0.25, epochs=1, batch_size=4, teacher_model=str(teacher)
+    )
+    run_dir = tmp_path / "run"
+    train(config, load_dataset(tiny_dataset), run_dir)
+    target = tmp_path / "served" / "last.keras"
+
+    call_command(
+        "ensemble", "--model", str(run_dir / "last.keras"), "--mirror", data=str(tiny_dataset), to=str(target)
+    )
+
+    served = keras.models.load_model(target, safe_mode=True)
+    networks, mirrored = leaf_networks(served)
+    student = keras.models.load_model(run_dir / "best.keras")
+    assert mirrored and len(networks) == 1 and served.output_shape == (None, 7)
+    assert networks[0].count_params() == student.count_params()  # the student, not its teacher
+    assert "| `last.keras` | custom_cnn |" in (target.parent / "MODEL_CARD.md").read_text()

@@ -19,7 +19,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--model", action="append", required=True, help="A member .keras file (one or more)."
+            "--model",
+            action="append",
+            required=True,
+            help="A member .keras file (one or more; a run's last.keras: its last epoch).",
         )
         parser.add_argument("--data", required=True, help="A dataset folder with val/ (or a CSV).")
         parser.add_argument(
