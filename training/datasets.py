@@ -57,6 +57,14 @@ class Split:
                 indices = rng.choice(indices, size=max_per_class, replace=False)
             keep.append(indices)
         order = np.sort(np.concatenate(keep)) if keep else np.zeros(0, dtype=np.int64)
+        return self._picked(order)
+
+    def fraction(self, share: float, *, seed: int) -> Split:
+        """Return a random ``share`` of the faces (at least one), whatever their class, in order."""
+        count = min(len(self), max(1, round(len(self) * share)))
+        return self._picked(np.sort(np.random.default_rng(seed).choice(len(self), size=count, replace=False)))
+
+    def _picked(self, order: np.ndarray) -> Split:
         return Split(self.x[order], self.y[order], None if self.names is None else self.names[order])
 
 

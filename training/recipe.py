@@ -205,7 +205,7 @@ def _run_job(args) -> int:
     train_split = dataset.train.limited(args.max_per_class, seed=0) if args.max_per_class else dataset.train
     sample = train_split.limited(SAMPLE_PER_CLASS, seed=0)
     share = len(sample) / len(train_split)
-    probe_data = replace(dataset, train=sample, val=_fraction(dataset.val, share))
+    probe_data = replace(dataset, train=sample, val=dataset.val.fraction(share, seed=0))
     probe = TrainConfig(**{**options, "epochs": 2, "max_per_class": 0})
     probe_result = train(probe, probe_data, out / args.job / "probe", Deadline())
     if len(probe_result.history.get("seconds", [])) < 2:
@@ -235,15 +235,6 @@ def _run_job(args) -> int:
         "stopped at the deadline" if result.cancelled else "finished",
     )
     return 0
-
-
-def _fraction(split, share: float):
-    """Return a random ``share`` of ``split`` (at least one face), in its order."""
-    import numpy as np
-
-    count = max(1, round(len(split) * share))
-    keep = np.sort(np.random.default_rng(0).choice(len(split), size=min(count, len(split)), replace=False))
-    return type(split)(split.x[keep], split.y[keep], None if split.names is None else split.names[keep])
 
 
 def _wait_for(paths: list[Path], deadline: float) -> None:

@@ -152,18 +152,48 @@ def test_a_recipe_job_out_of_time_while_timing_its_sample_says_so_and_fails(tiny
     assert not (out / "teacher_1" / recipe.DONE).exists()
 
 
-def test_the_recipe_times_a_sample_of_both_splits_alike():
+def test_the_recipe_times_its_sample_epochs_on_a_like_share_of_both_splits(
+    tiny_dataset, tmp_path, monkeypatch, caplog
+):
+    import logging
+    import time
+
+    from training import recipe
+
+    caplog.set_level(logging.INFO, logger="training.recipe")
+    monkeypatch.setattr(recipe, "SAMPLE_PER_CLASS", 2)  # half of the tiny dataset's 4 faces per class
+    out = tmp_path / "runs"
+    args = ["--data", str(tiny_dataset), "--out", str(out), "--seconds", "400", "--batch-size", "4"]
+    code = recipe.main(
+        [
+            *args,
+            "--teacher-width",
+            "0.25",
+            "--max-epochs",
+            "1",
+            "--job",
+            "teacher_1",
+            "--started",
+            str(time.time()),
+        ]
+    )
+
+    assert code == 0
+    assert "teacher_1: 14 training and 14 validation images" in caplog.text  # the probe: half of each
+    assert "teacher_1: 28 training and 28 validation images" in caplog.text  # the run itself
+
+
+def test_a_split_gives_a_random_share_of_its_faces_in_order():
     import numpy as np
 
     from training.datasets import Split
-    from training.recipe import _fraction
 
     split = Split(np.zeros((1000, 48, 48), np.uint8), np.arange(1000) % 7, np.arange(1000))
-    part = _fraction(split, 0.1)
+    part = split.fraction(0.1, seed=0)
 
     assert len(part) == 100 and np.all(np.diff(part.names) > 0)  # distinct faces, in the split's order
     assert np.array_equal(part.y, part.names % 7)
-    assert len(_fraction(split, 0.0)) == 1
+    assert len(split.fraction(0.0, seed=0)) == 1 and len(split.fraction(2.0, seed=0)) == 1000
 
 
 def test_ensemble_serves_a_distillation_runs_last_epoch_as_the_student_alone(tiny_dataset, tmp_path):
