@@ -231,8 +231,10 @@ def ensemble_card(
     zoom: float = 1.0,
     shift: int = 0,
     command: str = "",
+    batchnorm: dict | None = None,
 ) -> str:
-    """Return the model card of an ensemble: its members (file, accuracy alone) and how well it does."""
+    """Return the model card of an ensemble: its members (file, accuracy alone) and how well it does
+    (and, where ``batchnorm`` says they were, that its BatchNorm statistics were gathered again)."""
     rows = "\n".join(
         f"| `{m['file']}` | {m['architecture']} | {m['parameters']:,} | {m['accuracy']:.4f} |"
         for m in members
@@ -249,6 +251,13 @@ def ensemble_card(
         views += ", and on the mirror image of each" if shift else " and on its mirror image"
     passes = len(members) * (5 if shift else 1) * (2 if mirror else 1)
     made = f"\n- **Command**: `{command}`" if command else ""
+    if batchnorm:
+        made += (
+            f"\n- **BatchNorm statistics** gathered again on {batchnorm['faces']:,} training faces as served "
+            f"({batchnorm['views']} view(s) each, batches of {batchnorm['batch_size']}, seed "
+            f"{batchnorm['seed']}; FixRes): validation accuracy {batchnorm['accuracy_before']:.4f} before, "
+            "the figures below after."
+        )
     return f"""# Model card: {name}
 
 - **Ensemble** of {len(members)} network(s) ({parameters:,} parameters in all), served as one file: the

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -477,7 +477,9 @@ def model_ensemble(
     mirror: bool | None = None,
     zoom: float | None = None,
     shift: int | None = None,
+    refit_batchnorm: bool = False,
     command: str = "",
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Average model files into one (:func:`training.trainer.averaged`; a single one is served as it is, with
     the views asked for), calibrate it on the dataset's validation split, and write it to ``target`` with
@@ -486,6 +488,9 @@ def model_ensemble(
 
     ``mirror`` None: mirror faces when every member did; ``zoom`` None: the members' test-time zoom when
     they share one, else none; ``shift`` None: likewise the members' shifted crops (with their zoom).
+    ``refit_batchnorm``: gather the members' BatchNorm statistics again on the dataset's training faces as
+    the ensemble serves them (:func:`training.batchnorm.refit_batchnorm`), before calibrating;
+    ``progress(done, total)`` follows its batches.
     """
 
     import keras
@@ -523,6 +528,14 @@ def model_ensemble(
         own_shift = shifts[0] if shared and zooms[0] == zoom else 0
     shift = own_shift if shift is None else shift
     model = averaged(networks, mirror=mirror, zoom=zoom, shift=shift, name=target.stem)
+    refit = None
+    if refit_batchnorm:
+        from training.batchnorm import refit_batchnorm as refit_statistics
+        from training.datasets import load_dataset
+
+        before = evaluate(model, split)["accuracy"]
+        refit = {**refit_statistics(model, load_dataset(data_path).train.x, progress=progress)}
+        refit["accuracy_before"] = before
     metrics = _calibrated_write(model, split, target)
     folder = target.parent
     plot_confusion_matrix(metrics, folder / "confusion_matrix.png")
@@ -535,6 +548,7 @@ def model_ensemble(
         parameters=sum(n.count_params() for n in networks),
         metrics=metrics,
         command=command,
+        batchnorm=refit,
     )
     (folder / "MODEL_CARD.md").write_text(card)
     return {
@@ -542,4 +556,5 @@ def model_ensemble(
         "accuracy": metrics["accuracy"],
         "members": members,
         "calibration": metrics["calibration"],
+        "batchnorm": refit,
     }

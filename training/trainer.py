@@ -411,8 +411,28 @@ def averaged(
     averaging of image classifiers. The networks are used as they are (not copied); give them distinct
     names first.
     """
-    height, width, channels = networks[0].input_shape[1:]
-    inputs = keras.Input((height, width, channels))
+    inputs = keras.Input(networks[0].input_shape[1:])
+    views = _view_tensors(inputs, zoom=zoom, shift=shift, mirror=mirror)
+    answers = [network(view) for network in networks for view in views]
+    if len(answers) == 1:
+        return keras.Model(inputs, answers[0], name=name)
+    outputs = keras.layers.Average(dtype="float32")(answers)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def served_views(
+    input_shape: tuple, *, zoom: float = 1.0, shift: int = 0, mirror: bool = False
+) -> keras.Model:
+    """Return a model that turns faces into the views :func:`averaged` shows its networks (a list, in
+    its order; the faces themselves when there is no zoom or mirror)."""
+    inputs = keras.Input(tuple(input_shape))
+    return keras.Model(inputs, _view_tensors(inputs, zoom=zoom, shift=shift, mirror=mirror), name="views")
+
+
+def _view_tensors(
+    inputs: keras.KerasTensor, *, zoom: float, shift: int, mirror: bool
+) -> list[keras.KerasTensor]:
+    height, width, _ = inputs.shape[1:]
     faces = [inputs]
     if zoom != 1.0:
         crop_h, crop_w = _zoom_crop(height, zoom), _zoom_crop(width, zoom)
@@ -435,11 +455,7 @@ def averaged(
             x = keras.layers.Permute((1, 3, 2))(face)  # (height, channels, width): Dense acts on width
             views.append(keras.layers.Permute((1, 3, 2))(flip(x)))
         flip.set_weights([np.eye(width, dtype=np.float32)[::-1]])
-    answers = [network(view) for network in networks for view in views]
-    if len(answers) == 1:
-        return keras.Model(inputs, answers[0], name=name)
-    outputs = keras.layers.Average(dtype="float32")(answers)
-    return keras.Model(inputs, outputs, name=name)
+    return views
 
 
 def _enlarged(crop: keras.KerasTensor, height: int, width: int, name: str) -> keras.KerasTensor:
