@@ -10,7 +10,7 @@ from training.datasets import load_folder_split
 pytestmark = pytest.mark.slow
 
 
-def test_the_shipped_default_model_loads_and_scores_above_65_percent_on_val(fer2013_dir):
+def test_the_shipped_default_model_loads_and_scores_at_least_67_percent_on_val(fer2013_dir):
     import keras
 
     from training.calibration import expected_calibration_error
@@ -25,7 +25,7 @@ def test_the_shipped_default_model_loads_and_scores_above_65_percent_on_val(fer2
     shipped = json.loads((settings.EMOTIONS_DEFAULT_MODEL.parent / "evaluation.json").read_text())
     card = (settings.EMOTIONS_DEFAULT_MODEL.parent / "MODEL_CARD.md").read_text()
     assert metrics["n"] == 3589
-    assert metrics["accuracy"] >= 0.66  # the aim is 0.67 (README, "The default model")
+    assert metrics["accuracy"] >= 0.67  # the aim (README, "The default model")
     assert metrics["accuracy"] == pytest.approx(shipped["accuracy"], abs=1e-4)  # the card tells the truth
     assert f"Accuracy **{shipped['accuracy']:.4f}**" in card
     # Calibrated: its stated confidence matches its accuracy, as the card says.
