@@ -568,10 +568,12 @@ class LiteRTClassifier(_ServedModel):
 class HotSwapClassifier:
     """Serve a backend's model, and load the one ``resolve`` names whenever it changes.
 
-    ``resolve`` is asked at most every ``check_interval_s``, from the thread that
-    calls :meth:`predict`. A new model loads in a background thread while the
-    current one keeps serving; a model that fails to load is logged and skipped
-    until ``resolve`` names another or :meth:`refresh` is forced.
+    ``resolve`` is asked at most every ``check_interval_s``, when :meth:`predict` is
+    called, in a thread of its own: the caller may be an event loop (a process on one
+    core classifies there), where Django refuses to query and a query would hold up
+    every stream. A new model loads in a background thread while the current one
+    keeps serving; a model that fails to load is logged and skipped until ``resolve``
+    names another or :meth:`refresh` is forced.
     """
 
     def __init__(
@@ -595,6 +597,7 @@ class HotSwapClassifier:
         self._in_progress: ModelSpec | None = None
         self._loader: threading.Thread | None = None
         self._starter: threading.Thread | None = None
+        self._checker: threading.Thread | None = None
         self._lock = threading.Lock()
         self._next_check = float("-inf")
 
@@ -647,6 +650,14 @@ class HotSwapClassifier:
         if wait and loader is not None:
             loader.join()
 
+    def _check_in_background(self) -> None:
+        with self._lock:
+            if self._checker is not None and self._checker.is_alive():
+                return
+            self._next_check = self.clock() + self.check_interval_s
+            self._checker = threading.Thread(target=self.refresh, name="attune-model-check", daemon=True)
+            self._checker.start()
+
     def _load_pending(self) -> None:
         while True:
             with self._lock:
@@ -678,12 +689,19 @@ class HotSwapClassifier:
         predict_view = getattr(self.backend, "predict_view", None)
         return self.backend.predict(faces) if predict_view is None else predict_view(faces, mirrored=mirrored)
 
+    def settle(self, timeout_s: float | None = None) -> None:
+        """Wait for the check and the loads under way (tests, shutdown)."""
+        for attribute in ("_starter", "_checker", "_loader"):
+            thread = getattr(self, attribute)
+            if thread is not None:
+                thread.join(timeout_s)
+
     def _ready(self) -> None:
         if self.clock() >= self._next_check:
-            self.refresh()
+            self._check_in_background()
         if self.serving is None and self.needs_model_file:
             # The first model may still be loading; later swaps never make a caller wait.
-            for attribute in ("_starter", "_loader"):
+            for attribute in ("_starter", "_checker", "_loader"):
                 thread = getattr(self, attribute)
                 if thread is not None:
                     thread.join(self.first_load_timeout_s)

@@ -259,7 +259,7 @@ def test_it_asks_for_the_wanted_model_at_most_every_interval():
     swapper.predict(faces(1))
     clock.now = 2.5
     swapper.predict(faces(1))
-    swapper.refresh(spec=specs[-1], wait=True)  # only waits for the load the batch started
+    swapper.settle()  # the check and the load the batch started
 
     assert backend.asked == [0.0, 2.5]
     assert swapper.version == "b"
@@ -304,9 +304,37 @@ def test_it_keeps_serving_when_the_registry_cannot_be_read():
     swapper.resolve = unreachable
     clock.now = 5.0
     probabilities = swapper.predict(faces(1))
+    swapper.settle()
 
     assert probabilities.shape == (1, 7)
     assert "database is down" in swapper.status()["error"]
+
+
+def test_the_registry_is_asked_outside_an_event_loop_that_classifies():
+    # A process on one core classifies in its event loop, where Django's ORM refuses to run: the
+    # question goes to a thread of its own, and the frame does not wait for the answer.
+    import asyncio
+
+    from django.utils.asyncio import async_unsafe
+
+    clock = Clock()
+    specs = [ModelSpec(Path("a.keras"), version="a")]
+    swapper, backend = hot_swap(specs, clock)
+    swapper.resolve = async_unsafe(swapper.resolve)  # what a query does in an event loop
+
+    async def stream_frames() -> None:
+        swapper.predict(faces(1))
+        specs.append(ModelSpec(Path("b.keras"), version="b"))
+        clock.now = 2.5
+        swapper.predict(faces(1))  # still "a": the check and the load run beside it
+
+    asyncio.run(stream_frames())
+    swapper.settle()
+
+    assert swapper.status()["error"] is None
+    assert swapper.version == "b"
+    assert backend.asked == [0.0, 2.5]
+    assert backend.loads == ["a.keras", "b.keras"]
 
 
 def test_it_serves_a_backend_that_needs_no_file_at_once():
