@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +33,6 @@ def expected(model) -> np.ndarray:
     return np.asarray(model.model(FACES, training=False))
 
 
-def wait_until(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def classify() -> tuple[np.ndarray, str]:
     engine = emotion_engine()
     probabilities = engine.batcher.classify_sync(FACES, timeout=60)
@@ -56,9 +48,10 @@ def test_a_model_activated_while_running_is_used_for_the_next_batch(keras_engine
     np.testing.assert_allclose(before, expected(tiny_models["a"]), rtol=1e-5, atol=1e-6)
 
     register("b", tiny_models["b"]).activate()
-    # The first batch after activation notices it and starts loading "b"; "a" serves meanwhile.
+    # The first batch after activation asks the registry beside it and starts loading "b"; "a" serves
+    # meanwhile.
     classify()
-    wait_until(lambda: not emotion_engine().classifier.loading)
+    emotion_engine().classifier.settle(timeout_s=30)
     after, version = classify()
 
     assert version == "b"
