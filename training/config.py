@@ -149,6 +149,13 @@ class TrainConfig:
         help="Serve the mean of each face and its mirror image: usually a little more accurate, "
         "twice the compute per face.",
     )
+    refit_batchnorm: bool = option(
+        True,
+        label="Gather BatchNorm statistics again",
+        help="After training, measure the network's BatchNorm statistics again on the training faces as "
+        "the model serves them (not augmented; mirrored too where it averages mirror images): training "
+        "gathered them on augmented faces. Nothing is learned; about a minute on a CPU.",
+    )
     calibrate: bool = option(
         True,
         help="After training, fit a temperature on the validation split so that stated confidence "

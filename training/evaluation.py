@@ -176,6 +176,11 @@ def model_card(
             "- **Serving**: the mean of the network's answers for the face and its mirror image (test-time\n"
             f"  augmentation, two passes per face); the validation metrics below are of that mean{single}.\n"
         )
+    if config.get("refit_batchnorm"):
+        serving += (
+            "- **BatchNorm statistics** gathered again after training, on the training faces as served (not\n"
+            "  augmented), nothing learned (FixRes); the validation metrics below are after it.\n"
+        )
     return f"""# Model card: {name}
 
 - **Architecture**: {architecture} ({parameters:,} parameters); {weights_note}.

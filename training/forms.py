@@ -27,6 +27,7 @@ FORM_OPTIONS = (
     "weights_path",
     "init_model",
     "mirror_average",
+    "refit_batchnorm",
     "teacher_model",
     "distill_weight",
     "ferplus_dir",

@@ -341,7 +341,8 @@ def _evaluation_write(
     note: str = "",
     log=logger.info,
 ) -> tuple[dict, dict[str, str]]:
-    """Calibrate the model at ``source`` on the validation split (unless its configuration says not to),
+    """Gather the BatchNorm statistics of the model at ``source`` again on the training faces (where its
+    configuration asks), calibrate it on the validation split (unless its configuration says not to),
     save it to ``target``, evaluate it there; write its metrics, curves, confusion matrix, reliability
     diagram and model card into ``folder``; return the metrics and the names of the files written.
 
@@ -354,6 +355,14 @@ def _evaluation_write(
     from training.trainer import served_network
 
     model = keras.models.load_model(source, safe_mode=True)
+    if config.get("refit_batchnorm", False):  # runs from before the option kept training's statistics
+        from training.batchnorm import refit_batchnorm
+
+        refit = refit_batchnorm(model, dataset.train.x)
+        log(
+            f"BatchNorm statistics of {len(refit['layers'])} layer(s) gathered again on {refit['faces']} "
+            f"training faces as served ({refit['views']} view(s) each)"
+        )
     calibration = members = None
     if config.get("calibrate", True):
         try:

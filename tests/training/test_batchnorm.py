@@ -125,3 +125,47 @@ def test_the_ensemble_command_refits_batchnorm_on_the_training_faces_and_says_so
     assert "--refit-batchnorm" in card
     assert "BatchNorm statistics gathered again on 28 training faces" in capsys.readouterr().out
     assert mirrored and target.with_suffix(".tflite").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_training_run_gathers_its_statistics_again_unless_told_not_to(
+    refit, tiny_dataset, tmp_path, settings
+):
+    import keras
+
+    from training.models import TrainingRun
+    from training.trainer import leaf_networks
+
+    settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
+    flags = {} if refit else {"no_refit_batchnorm": True}
+
+    call_command(
+        "train",
+        data=str(tiny_dataset),
+        arch="custom_cnn",
+        width=0.25,
+        epochs=1,
+        batch_size=4,
+        mirror_average=True,
+        run_dir=str(tmp_path / "run"),
+        **flags,
+    )
+
+    run = TrainingRun.objects.latest("pk")
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert run.config["refit_batchnorm"] is refit
+    trained = keras.models.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    served = keras.models.load_model(tmp_path / "run" / "served.keras", safe_mode=True)
+    (trained_network,), _ = leaf_networks(trained)
+    (served_network,), _ = leaf_networks(served)
+    layer = next(
+        layer for layer in served_network.layers if isinstance(layer, keras.layers.BatchNormalization)
+    )
+    before = _value(trained_network.get_layer(layer.name).moving_variance)
+    # The registered model's statistics are its training faces' as served; the trainer's file keeps its own.
+    assert np.array_equal(_value(layer.moving_variance), before) is not refit
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert ("BatchNorm statistics** gathered again after training" in card) is refit
+    assert ("BatchNorm statistics of" in run.log_tail) is refit

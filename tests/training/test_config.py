@@ -174,6 +174,7 @@ def test_the_command_keeps_its_flags_and_maps_them_onto_the_options(tmp_path, mo
             *("--mirror-average", "--seed", "7", "--name", "n", "--run-dir", str(tmp_path / "run")),
             *("--max-per-class", "50", "--no-calibrate", "--teacher-model", "t.keras"),
             *("--distill-weight", "0.3", "--ferplus-dir", "votes", "--ferplus-weight", "0.2"),
+            "--no-refit-batchnorm",
         )
 
     assert created["architecture"] == "vgg16" and created["name"] == "n"
@@ -195,6 +196,7 @@ def test_the_command_keeps_its_flags_and_maps_them_onto_the_options(tmp_path, mo
         "lr_schedule": "cosine",
         "init_model": "m.keras",
         "mirror_average": True,
+        "refit_batchnorm": False,
         "calibrate": False,
         "teacher_model": "t.keras",
         "distill_weight": 0.3,

@@ -62,7 +62,9 @@ def test_a_run_trains_in_a_real_worker_registers_an_activatable_model_and_ignore
     worker = start_worker()
     try:
         wait_for(lambda: status(run) in TrainingRun.FINISHED, 240, "the run to finish", worker)
-        assert duplicate.get(timeout=60) == "ignored"
+        # The two deliveries may be taken in either order (the embedded broker orders two messages written
+        # in the same millisecond at random): whichever comes second is ignored, so the run trains once.
+        assert duplicate.get(timeout=60) in ("ignored", TrainingRun.Status.SUCCEEDED)
     finally:
         log = stop_process(worker)
 
