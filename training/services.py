@@ -358,7 +358,10 @@ def _evaluation_write(
     if config.get("refit_batchnorm", False):  # runs from before the option kept training's statistics
         from training.batchnorm import refit_batchnorm
 
-        refit = refit_batchnorm(model, dataset.train.x)
+        faces = dataset.train  # the faces it trained on: a quick trial's sample, where it took one
+        if config.get("max_per_class"):
+            faces = faces.limited(config["max_per_class"], seed=config["seed"])
+        refit = refit_batchnorm(model, faces.x)
         log(
             f"BatchNorm statistics of {len(refit['layers'])} layer(s) gathered again on {refit['faces']} "
             f"training faces as served ({refit['views']} view(s) each)"
@@ -543,7 +546,7 @@ def model_ensemble(
         from training.datasets import load_dataset
 
         before = evaluate(model, split)["accuracy"]
-        refit = {**refit_statistics(model, load_dataset(data_path).train.x, progress=progress)}
+        refit = refit_statistics(model, load_dataset(data_path).train.x, progress=progress)
         refit["accuracy_before"] = before
     metrics = _calibrated_write(model, split, target)
     folder = target.parent

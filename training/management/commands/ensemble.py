@@ -52,7 +52,7 @@ class Command(BaseCommand):
             action="store_true",
             help="Gather the members' BatchNorm statistics again on the training faces as the ensemble "
             "serves them (its zoom, crops and mirror images), before calibrating: they were gathered on "
-            "augmented faces (FixRes; a few minutes on a CPU).",
+            "augmented faces (FixRes; about a minute for the shipped network on 2 CPU cores).",
         )
 
     def handle(self, *args, **options) -> None:
