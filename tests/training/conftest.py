@@ -42,6 +42,18 @@ def make_csv_dataset(
     return path
 
 
+def train_tiny(data: Path, run_dir: Path, **options):
+    """Train a quarter-width custom_cnn for one epoch on ``data`` through the `train` command (``options``
+    add or replace its keyword options) and return the run it made."""
+    from django.core.management import call_command
+
+    from training.models import TrainingRun
+
+    defaults = {"arch": "custom_cnn", "width": 0.25, "epochs": 1, "batch_size": 4}
+    call_command("train", data=str(data), run_dir=str(run_dir), **{**defaults, **options})
+    return TrainingRun.objects.latest("pk")
+
+
 @pytest.fixture
 def tiny_dataset(tmp_path) -> Path:
     return make_folder_dataset(tmp_path / "fer")

@@ -7,6 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from emotions.preprocessing import to_model_input
+from tests.training.conftest import train_tiny
 
 
 def _network(name: str = "net"):
@@ -142,19 +143,8 @@ def test_a_training_run_gathers_its_statistics_again_unless_told_not_to(
     # A quick trial (3 of the 4 faces per class) has its statistics gathered on the faces it trained on.
     flags = {"max_per_class": 3} if refit else {"no_refit_batchnorm": True}
 
-    call_command(
-        "train",
-        data=str(tiny_dataset),
-        arch="custom_cnn",
-        width=0.25,
-        epochs=1,
-        batch_size=4,
-        mirror_average=True,
-        run_dir=str(tmp_path / "run"),
-        **flags,
-    )
+    run = train_tiny(tiny_dataset, tmp_path / "run", mirror_average=True, **flags)
 
-    run = TrainingRun.objects.latest("pk")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert run.config["refit_batchnorm"] is refit
     trained = keras.models.load_model(tmp_path / "run" / "model.keras", safe_mode=True)

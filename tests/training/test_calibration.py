@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from tests.training.conftest import train_tiny
 from training.calibration import (
     CalibrationError,
     calibrate,
@@ -133,16 +134,7 @@ def test_the_calibrate_command_writes_the_model_its_figures_picture_and_card(tin
 def test_distillation_and_calibration_run_through_the_train_command(tiny_dataset, tmp_path, settings):
     settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
     teacher = tmp_path / "teacher.keras"
-    call_command(
-        "train",
-        data=str(tiny_dataset),
-        arch="custom_cnn",
-        width=0.25,
-        epochs=1,
-        batch_size=4,
-        run_dir=str(tmp_path / "teacher-run"),
-        export=str(teacher),
-    )
+    train_tiny(tiny_dataset, tmp_path / "teacher-run", export=str(teacher))
 
     call_command(
         "train",
@@ -174,18 +166,8 @@ def test_distillation_and_calibration_run_through_the_train_command(tiny_dataset
 def test_a_run_can_skip_calibration(tiny_dataset, tmp_path, settings):
     settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
 
-    call_command(
-        "train",
-        data=str(tiny_dataset),
-        arch="custom_cnn",
-        width=0.25,
-        epochs=1,
-        batch_size=4,
-        no_calibrate=True,
-        run_dir=str(tmp_path / "run"),
-    )
+    run = train_tiny(tiny_dataset, tmp_path / "run", no_calibrate=True)
 
-    run = TrainingRun.objects.latest("pk")
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert "calibration" not in run.metrics
     assert "reliability" not in run.artifacts

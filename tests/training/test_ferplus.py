@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.core.management import call_command
 
 from emotions.labels import EMOTIONS
+from tests.training.conftest import train_tiny
 from training.datasets import DatasetError, ferplus_votes, load_dataset
 from training.models import TrainingRun
 
@@ -55,18 +55,6 @@ def test_a_run_trains_on_the_crowds_votes(tiny_dataset, tmp_path, settings):
     rows = [f"train/{label}/train_{i}.jpg,5,0,0,0,5,0,0,0,0,0,0" for label in EMOTIONS[:3] for i in range(2)]
     (votes / "train.csv").write_text(HEADER + "\n".join(rows) + "\n")
 
-    call_command(
-        "train",
-        data=str(tiny_dataset),
-        arch="custom_cnn",
-        width=0.25,
-        epochs=1,
-        batch_size=4,
-        ferplus_dir=str(votes),
-        ferplus_weight=0.8,
-        run_dir=str(tmp_path / "run"),
-    )
-
-    run = TrainingRun.objects.latest("pk")
+    run = train_tiny(tiny_dataset, tmp_path / "run", ferplus_dir=str(votes), ferplus_weight=0.8)
     assert run.status == TrainingRun.Status.SUCCEEDED, run.error
     assert "FER+ votes for 6 of 28 training images" in run.log_tail
