@@ -157,6 +157,7 @@ def model_card(
     weights_note: str,
     command: str | None = None,
     best_val_accuracy: float | None = None,
+    batchnorm: dict | None = None,
 ) -> str:
     """Return a Markdown model card: what the model is, how it was made, how well it does, and its limits.
 
@@ -176,10 +177,11 @@ def model_card(
             "- **Serving**: the mean of the network's answers for the face and its mirror image (test-time\n"
             f"  augmentation, two passes per face); the validation metrics below are of that mean{single}.\n"
         )
-    if config.get("refit_batchnorm"):
+    if batchnorm:
         serving += (
-            "- **BatchNorm statistics** gathered again after training, on the training faces as served (not\n"
-            "  augmented), nothing learned (FixRes); the validation metrics below are after it.\n"
+            f"- **BatchNorm statistics** gathered again after training, on {batchnorm['faces']:,} training\n"
+            "  faces as served (not augmented), nothing learned (FixRes); the validation metrics below are\n"
+            "  after it.\n"
         )
     return f"""# Model card: {name}
 

@@ -355,12 +355,14 @@ def _evaluation_write(
     from training.trainer import served_network
 
     model = keras.models.load_model(source, safe_mode=True)
-    if config.get("refit_batchnorm", False):  # runs from before the option kept training's statistics
+    options = {**asdict(TrainConfig()), **config}  # a run's configuration holds the options it was given
+    refit = None
+    if options["refit_batchnorm"]:
         from training.batchnorm import refit_batchnorm
 
         faces = dataset.train  # the faces it trained on: a quick trial's sample, where it took one
-        if config.get("max_per_class"):
-            faces = faces.limited(config["max_per_class"], seed=config["seed"])
+        if options["max_per_class"]:
+            faces = faces.limited(options["max_per_class"], seed=options["seed"])
         refit = refit_batchnorm(model, faces.x)
         log(
             f"BatchNorm statistics of {len(refit['layers'])} layer(s) gathered again on {refit['faces']} "
@@ -393,6 +395,7 @@ def _evaluation_write(
         epochs_done=outcome["epochs_done"],
         weights_note=outcome["weights_note"],
         command=command,
+        batchnorm=refit,
     )
     if note:
         card += f"\n## Note\n\n{note}\n"

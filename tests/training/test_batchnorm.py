@@ -160,3 +160,28 @@ def test_a_training_run_gathers_its_statistics_again_unless_told_not_to(
     card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
     assert ("BatchNorm statistics** gathered again after training" in card) is refit
     assert ("gathered again on 21 training faces" in run.log_tail) is refit
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_run_given_only_some_options_gathers_its_statistics_too(tiny_dataset, tmp_path, settings):
+    # The admin and the API store the options a run was given; the others take their defaults.
+    from training.models import TrainingRun
+    from training.services import training_run_claim, training_run_create, training_run_execute
+
+    settings.TRAINING_ARTIFACTS_DIR = str(tmp_path / "artifacts")
+    run = training_run_create(
+        architecture="custom_cnn",
+        dataset_path=str(tiny_dataset),
+        config={"epochs": 1, "batch_size": 4, "width": 0.25, "max_per_class": 2},
+        run_dir=str(tmp_path / "run"),
+        enqueue=False,
+    )
+    assert "refit_batchnorm" not in run.config and "seed" not in run.config
+    assert training_run_claim(run_id=run.pk)
+
+    run = training_run_execute(run_id=run.pk)
+
+    assert run.status == TrainingRun.Status.SUCCEEDED, run.error
+    assert "gathered again on 14 training faces" in run.log_tail
+    assert "gathered again after training, on 14 training" in (tmp_path / "run" / "MODEL_CARD.md").read_text()
