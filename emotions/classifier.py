@@ -690,7 +690,7 @@ class HotSwapClassifier:
         return self.backend.predict(faces) if predict_view is None else predict_view(faces, mirrored=mirrored)
 
     def settle(self, timeout_s: float | None = None) -> None:
-        """Wait for the check and the loads under way (tests, shutdown)."""
+        """Wait for the first load, the registry check and the load under way, each up to ``timeout_s``."""
         for attribute in ("_starter", "_checker", "_loader"):
             thread = getattr(self, attribute)
             if thread is not None:
@@ -701,10 +701,7 @@ class HotSwapClassifier:
             self._check_in_background()
         if self.serving is None and self.needs_model_file:
             # The first model may still be loading; later swaps never make a caller wait.
-            for attribute in ("_starter", "_checker", "_loader"):
-                thread = getattr(self, attribute)
-                if thread is not None:
-                    thread.join(self.first_load_timeout_s)
+            self.settle(self.first_load_timeout_s)
             if self.serving is None:
                 raise ModelUnavailable(self.error or "the expression model is still loading")
 

@@ -43,7 +43,7 @@ def refit_batchnorm(
 ) -> dict:
     """Gather the moving statistics of ``model``'s networks' BatchNormalization layers again on ``faces``
     ((n, 48, 48) uint8 training faces) in the views ``model`` serves (its zoom, shifted crops and mirror
-    images); return a summary of what changed.
+    images); return what was done: faces, batch size, views, seed and the layers refitted.
 
     Batches are ``batch_size`` faces, or all of them where there are fewer (a remainder smaller than a
     batch is left out, as its statistics would be noisier); ``progress(done, total)`` is called after each.
@@ -56,7 +56,6 @@ def refit_batchnorm(
         model.input_shape[1:], zoom=served_zoom(model), shift=served_shift(model), mirror=mirror
     )
     refitted = [(network, _updated_batchnorms(network)) for network in networks]
-    before = {id(layer): _statistics(layer) for _, layers in refitted for layer in layers}
     momenta = {id(layer): layer.momentum for _, layers in refitted for layer in layers}
     order = np.random.default_rng(seed).permutation(len(faces))
     batches = len(faces) // batch_size
@@ -79,11 +78,9 @@ def refit_batchnorm(
     return {
         "faces": batches * batch_size,
         "batch_size": batch_size,
-        "views": len(_as_list(views.outputs)),
+        "views": len(views.outputs),
         "seed": seed,
-        "layers": [
-            _change(network, layer, before[id(layer)]) for network, layers in refitted for layer in layers
-        ],
+        "layers": [f"{network.name}/{layer.name}" for network, layers in refitted for layer in layers],
     }
 
 
@@ -96,21 +93,6 @@ def _updated_batchnorms(model: keras.Model) -> list[keras.layers.BatchNormalizat
         elif isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
             found.append(layer)
     return found
-
-
-def _statistics(layer: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
-    return keras.ops.convert_to_numpy(layer.moving_mean), keras.ops.convert_to_numpy(layer.moving_variance)
-
-
-def _change(network: keras.Model, layer, before: tuple[np.ndarray, np.ndarray]) -> dict:
-    """How far a layer's statistics moved: mean shift in units of the old spread, median variance ratio."""
-    mean, variance = _statistics(layer)
-    spread = np.sqrt(np.maximum(before[1], 1e-12))
-    return {
-        "layer": f"{network.name}/{layer.name}",
-        "mean_shift": round(float(np.mean(np.abs(mean - before[0]) / spread)), 4),
-        "variance_ratio": round(float(np.median(variance / np.maximum(before[1], 1e-12))), 4),
-    }
 
 
 def _as_list(values) -> list:
