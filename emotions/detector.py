@@ -69,12 +69,16 @@ MAX_SCAN_SIDE = 512
 PROPOSAL_SCORE = 0.3
 MAX_PROPOSALS = 3
 CONFIRM_SCORE = 0.7
-# While a stream's faces are all tracked, this many periodic rescans in a row only look for newcomers
-# with the coarse look (FaceTrack, BlazeFaceDetector.detect_new); the next one is a full scan. At 5 fps
-# and a rescan every 10 frames: newcomers a quarter of the frame high or more are found within 2 s,
-# smaller ones (a visitor sitting back behind the one at the screen) within 12 s. A full scan of a
-# 320×240 frame costs as much as about twenty tracked frames (most of it the fine look at full size);
-# at 2 in a row, full scans took 15 % of a loaded server's time.
+# A tracked stream's whole frame is looked at again every RESCAN_EVERY frames, for newcomers (a face that
+# is lost, or two that become one, are looked for at once). While its faces are all tracked, QUICK_RESCANS
+# such rescans in a row only look for newcomers with the coarse look (FaceTrack,
+# BlazeFaceDetector.detect_new); the next one is a full scan. At 5 fps: newcomers a quarter of the frame
+# high or more are found within 4 s, smaller ones (a visitor sitting back behind the one at the screen,
+# who drives the mood only once that one leaves, and is then found at once) within 24 s. A full scan of a
+# 320×240 frame costs as much as about twenty tracked frames (most of it the fine look at full size).
+# Every 10 frames, rescans took a quarter of a loaded LiteRT server's time per frame (0.29 of 1.5 ms);
+# every 20, half that (README, "Twice the Keras backend's visitors").
+RESCAN_EVERY = 20
 QUICK_RESCANS = 5
 # Between two looks at a tracked face, up to GLIDES frames follow it by template matching instead: the
 # face as the last look saw it, shrunk to GLIDE_SIDE px across, is matched (normalised correlation)
@@ -577,16 +581,26 @@ class FaceTrack:
     Between webcam frames a face moves little, so searching only around where
     it was, at about its size, is several times cheaper than a full scan. The
     full frame is scanned again when a face is lost, when two tracked faces
-    become one, when the frame size changes, and every ``rescan_every`` frames,
-    so that new faces are found. With a detector that can look for newcomers
+    become one, when the frame size changes, and every ``rescan_every`` frames
+    (:data:`RESCAN_EVERY`), so that new faces are found. With a detector that can look for newcomers
     alone (``detect_new``), ``quick_rescans`` (:data:`QUICK_RESCANS`) such periodic rescans in a
     row only do that while every face is still tracked (a tenth of a full
     scan's cost, for newcomers a quarter of the frame high or more), then one
     is full.
 
-    ``phase`` frames of the first cycle count as done (random by default), so
-    that streams which start together, as when many pages open at once, do not
-    all pay for their full scans on the same frames.
+    A stream's first frame is looked at coarsely, as a quick rescan does, when
+    the detector can (a visitor at the screen is found at a fifth of a full
+    scan's cost); only when that finds no face is it scanned in full.
+
+    ``phase`` frames of the first cycle of rescans (a full scan, then
+    ``quick_rescans`` quick ones: ``rescan_every * (quick_rescans + 1)``
+    frames) count as done, random by default, so that streams which start
+    together, as when many pages open at once, do not all pay for their full
+    scans on the same frames: with the phase drawn only within the first
+    ``rescan_every`` frames, 80 streams started together made their next full
+    scans within the same 2 s, every 12 s (rescans then came every 10 frames),
+    and a server that held them between those seconds fell up to 0.2 s behind
+    during them.
 
     After each look, ``glides`` frames (:data:`GLIDES`) may follow the faces by
     template matching alone (:func:`glide`), when each one matches well where
@@ -595,7 +609,7 @@ class FaceTrack:
 
     def __init__(
         self,
-        rescan_every: int = 10,
+        rescan_every: int = RESCAN_EVERY,
         *,
         phase: int | None = None,
         glides: int = GLIDES,
@@ -613,7 +627,8 @@ class FaceTrack:
         self._quick_in_a_row = 0
         self._templates: list[Template | None] = []
         self._glides_in_a_row = 0
-        self._phase = random.randrange(rescan_every) if phase is None else phase
+        cycle = rescan_every * (quick_rescans + 1)
+        self._phase = random.randrange(cycle) if phase is None else phase
         self._shape: tuple[int, ...] | None = None
 
     def detect(self, detector: FaceDetector, gray: np.ndarray) -> list[Found]:
@@ -645,10 +660,25 @@ class FaceTrack:
                 else:
                     self._since_scan += 1
                 return self._looked(gray, sorted(found, key=_area, reverse=True))
+        if self.frames == 1 and detect_new is not None:
+            # A stream's first frame: the coarse look alone, a fifth of a full scan's cost, finds the visitor
+            # at the screen; smaller faces wait for the cycle's full scan. Many streams open at once (a
+            # page shared, a load test) otherwise queue their first answers behind as many full scans.
+            found = detect_new(gray, [])
+            if found:
+                self.quick_scans += 1
+                self._start_cycle(gray)
+                return self._looked(gray, sorted(found, key=_area, reverse=True))
         self.full_scans += 1
-        self._quick_in_a_row = 0
-        self._since_scan, self._shape = (self._phase if self.full_scans == 1 else 0), gray.shape
+        self._since_scan = self._quick_in_a_row = 0
+        self._start_cycle(gray)
         return self._looked(gray, detector.detect(gray))
+
+    def _start_cycle(self, gray: np.ndarray) -> None:
+        """Note the frame size scanned; on the stream's first frame, start the cycle ``phase`` frames in."""
+        self._shape = gray.shape
+        if self.frames == 1:
+            self._quick_in_a_row, self._since_scan = divmod(self._phase, self.rescan_every)
 
     def _looked(self, gray: np.ndarray, faces: list[Found]) -> list[Found]:
         """Keep ``faces``, which the detector has just seen, and their templates; return them."""

@@ -153,6 +153,43 @@ def test_face_tracks_that_start_together_spread_their_full_scans(detector, astro
     assert len(set(rescanned_at)) > 1
 
 
+class StillFace:
+    """A detector that always sees one face in the same place: which scans a track asks for is all
+    that is left to see."""
+
+    face = Face((100, 80, 120, 120), None, 0.9)
+
+    def detect(self, gray):
+        return [self.face]
+
+    def detect_near(self, gray, box):
+        return self.face
+
+    def detect_new(self, gray, known):
+        return []
+
+
+def test_streams_that_start_together_spread_their_full_scans_over_the_whole_cycle():
+    # A full scan, then five quick rescans, one every 10 frames: a cycle of about 60 frames. Drawn only
+    # within the first 10, the phases of 60 streams that open at once put every later full scan of all of
+    # them within the same 10 frames (2 s at 5 fps), once a cycle.
+    random.seed(3)
+    tracks = [FaceTrack(rescan_every=10, quick_rescans=5, glides=0) for _ in range(60)]
+    frame = np.zeros((240, 320), dtype=np.uint8)
+    full_scans_at = []
+    for index in range(130):
+        for track in tracks:
+            before = track.full_scans
+            track.detect(StillFace(), frame)
+            if index and track.full_scans > before:
+                full_scans_at.append(index)
+
+    assert len(full_scans_at) >= len(tracks)  # every stream's periodic full scan, at least once
+    busiest = max(full_scans_at.count(index) for index in set(full_scans_at))
+    assert busiest <= 6  # a few streams' full scans per frame (drawn within 10 frames: up to 10)
+    assert len(set(full_scans_at)) >= 40  # spread over the cycle (drawn within 10 frames: 20 frames)
+
+
 def test_a_face_track_scans_the_whole_frame_when_the_face_is_lost(detector, astronaut_gray):
     track = FaceTrack()
     frames = webcam_frames(astronaut_gray, 2)
@@ -219,8 +256,8 @@ def test_a_face_track_glides_between_looks_and_looks_when_a_glide_fails(astronau
     for frame in frames:
         tracked.append(track.detect(detector, frame))
 
-    # A full scan, then two glides after each look.
-    assert track.full_scans == 1 and track.glided == 4 and looks == [3, 6]
+    # A coarse look (the stream's first frame), then two glides after each look.
+    assert (track.full_scans, track.quick_scans) == (0, 1) and track.glided == 4 and looks == [3, 6]
     for faces, frame in zip(tracked, frames, strict=True):
         assert len(faces) == 1
         full = detector.detect(frame)[0]
@@ -238,7 +275,7 @@ def test_a_face_track_without_glides_looks_every_frame(astronaut_gray):
     for frame in webcam_frames(astronaut_gray, 4):
         track.detect(detector, frame)
 
-    assert track.glided == 0 and track.full_scans == 1
+    assert track.glided == 0 and (track.full_scans, track.quick_scans) == (0, 1)
 
 
 def test_periodic_rescans_of_a_tracked_face_look_for_newcomers_and_every_third_is_full(astronaut_gray):
@@ -256,19 +293,19 @@ def test_periodic_rescans_of_a_tracked_face_look_for_newcomers_and_every_third_i
         faces = track.detect(detector, frame)
         scans.append((len(faces), track.full_scans, track.quick_scans))
 
-    # A full scan, two tracked frames, then a quick rescan that finds the newcomer (the two faces are
-    # tracked from then on), and after two quick rescans a full one.
+    # The first frame's coarse look, two tracked frames, then a quick rescan that finds the newcomer (the
+    # two faces are tracked from then on), and after two quick rescans a full one.
     assert scans == [
-        (1, 1, 0),
-        (1, 1, 0),
-        (1, 1, 0),
-        (2, 1, 1),
-        (2, 1, 1),
-        (2, 1, 1),
-        (2, 1, 2),
-        (2, 1, 2),
-        (2, 1, 2),
-        (2, 2, 2),
+        (1, 0, 1),
+        (1, 0, 1),
+        (1, 0, 1),
+        (2, 0, 2),
+        (2, 0, 2),
+        (2, 0, 2),
+        (2, 0, 3),
+        (2, 0, 3),
+        (2, 0, 3),
+        (2, 1, 3),
     ]
     assert (
         track.faces[0].box[0] < 320 <= track.faces[1].box[0]
@@ -485,11 +522,26 @@ def test_a_face_track_follows_a_face_with_blazeface(blazeface, astronaut_gray):
 
     tracked = [track.detect(blazeface, frame) for frame in frames]
 
-    assert (track.full_scans, track.quick_scans) == (1, 1)
+    assert (track.full_scans, track.quick_scans) == (0, 2)  # the first frame's coarse look, a rescan
     for faces, frame in zip(tracked, frames, strict=True):
         assert len(faces) == 1 and faces[0].keypoints
         full = blazeface.detect(frame)[0]
         assert abs(centre(faces[0].box)[0] - centre(full.box)[0]) < 10
+
+
+def test_a_streams_first_frame_is_scanned_in_full_only_when_the_coarse_look_finds_no_face(
+    blazeface, astronaut_gray
+):
+    near = FaceTrack(phase=0)
+    sitting_back = FaceTrack(phase=0)
+    frame = np.full((480, 640), 90, dtype=np.uint8)
+    frame[100:407, 250:557] = cv2.resize(astronaut_gray, (307, 307), interpolation=cv2.INTER_AREA)
+
+    at_the_screen = near.detect(blazeface, webcam_frames(astronaut_gray, 1)[0])
+    an_eighth_high = sitting_back.detect(blazeface, frame)  # a face the coarse look cannot see
+
+    assert len(at_the_screen) == 1 and (near.full_scans, near.quick_scans) == (0, 1)
+    assert len(an_eighth_high) == 1 and (sitting_back.full_scans, sitting_back.quick_scans) == (1, 0)
 
 
 def test_blazeface_works_from_several_threads_at_once(blazeface, astronaut_gray):
