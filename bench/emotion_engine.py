@@ -139,6 +139,7 @@ def served_classifier(backend: str, files: dict, settings: dict):
         version=keras_path.stem,
         num_threads=tuned["threads"],
         interpreters=tuned["workers"],
+        weights=settings["EMOTIONS_LITERT_WEIGHTS"],
     )
 
 
@@ -336,6 +337,8 @@ class _Served:
         self.pipelines: dict[str, EmotionPipeline] = {}
         views = settings["EMOTIONS_ALTERNATE_VIEWS"] and getattr(self.classifier, "views", False)
         self.info = {"views": views, "tensorflow": "tensorflow" in sys.modules}
+        if served := getattr(self.classifier, "served_path", None):  # LiteRT: float32 or int8 weights
+            self.info.update(file=served.name, timed_ms_per_face=self.classifier.timed_ms_per_face)
 
     def frames(self, size: str, frames: list[bytes], modes: list[str]) -> dict:
         pipeline = self.pipelines.get(size)
@@ -651,7 +654,16 @@ def main(argv: list[str] | None = None) -> int:
             "processes": "one per backend and one for fer; TensorFlow imported in: "
             + (", ".join(name for name in backends if infos[name]["tensorflow"]) or "none"),
             "backends": {
-                backend: {"settings": backend_settings(backend, settings), "frames": {}}
+                backend: {
+                    "settings": backend_settings(backend, settings),
+                    **({"file": infos[backend]["file"]} if "file" in infos[backend] else {}),
+                    **(
+                        {"timed_ms_per_face": infos[backend]["timed_ms_per_face"]}
+                        if infos[backend].get("timed_ms_per_face")
+                        else {}
+                    ),
+                    "frames": {},
+                }
                 for backend in backends
             },
         }

@@ -4,13 +4,13 @@
 
 Every ``val`` image is classified through the serving code
 (``emotions.classifier``: Keras's frozen TensorFlow function; the compiled
-``.tflite`` file served, under LiteRT with XNNPACK, int8 weights where
-``compile_model`` kept them; and the same model compiled with float32 weights
-into a temporary folder), after the one preprocessing path
+``.tflite`` file, under LiteRT with XNNPACK, with float32 weights, and the file
+with int8 weights ``compile_model`` wrote beside it: a web process serves one of
+the two, by which is faster on its CPU), after the one preprocessing path
 (``emotions.preprocessing.to_model_input``). Reports each one's accuracy and
 macro F1, how often each LiteRT file names Keras's class, the largest difference
 between their probabilities, the expected calibration error (ECE), and the time each
-took. Where the served file has a
+took. Where a LiteRT file has a
 one-view file (a mirror-averaging model), also what one live frame sees (the face,
 or its mirror image) and the mean of two frames.
 """
@@ -89,25 +89,34 @@ def main(argv: list[str] | None = None) -> int:
     if litert_path is None:
         sys.exit(f"{args.model.name} has no LiteRT file: {problem} (manage.py compile_model {args.model})")
 
-    served = {
-        "keras": KerasClassifier(args.model, version=args.model.stem),
-        "litert": LiteRTClassifier(litert_path, sha256=sha256, version=args.model.stem, num_threads=2),
-    }
-    with tempfile.TemporaryDirectory(prefix="attune-val-") as folder:
-        from emotions.compile import compile_model
+    record = json.loads(litert_record_path(args.model).read_text())
+    served: dict = {"keras": KerasClassifier(args.model, version=args.model.stem)}
+    if record.get("weights", "float32") == "float32":
+        # The float32 file, and the int8 one beside it where compile_model wrote one (which of the two a
+        # web process serves depends on its CPU: EMOTIONS_LITERT_WEIGHTS).
+        for kind in ("float32", "int8"):
+            classifier = LiteRTClassifier(litert_path, sha256=sha256, weights=kind, num_threads=2)
+            if kind == "float32" or classifier.served_path != litert_path:
+                served[f"litert {kind}"] = classifier
+    else:  # compiled before float32 files were always kept: the same model compiled so, for comparison
+        served["litert int8"] = LiteRTClassifier(litert_path, sha256=sha256, num_threads=2)
+        with tempfile.TemporaryDirectory(prefix="attune-val-") as folder:
+            from emotions.compile import compile_model
 
-        as_float = compile_model(Path(shutil.copy(args.model, folder)), int8=False)
-        served["litert-float32"] = LiteRTClassifier(as_float.path, sha256=as_float.sha256, num_threads=2)
-    if served["litert"].views:
+            as_float = compile_model(Path(shutil.copy(args.model, folder)), int8=False)
+            served["litert float32"] = LiteRTClassifier(as_float.path, sha256=as_float.sha256, num_threads=2)
+    # The mood's moving average (weight alpha on the newest frame) gives the newest side this share.
+    newest = args.mood_alpha / (1 - (1 - args.mood_alpha) ** 2)
+    for kind in ("float32", "int8"):
+        classifier = served.get(f"litert {kind}")
+        if classifier is None or not classifier.views:
+            continue
         # What a stream's frames see, one side each in turn, and the mean of two frames (the mood's view).
-        served["litert one view"] = OneView(served["litert"], mirrored=False)
-        served["litert one view, mirrored"] = OneView(served["litert"], mirrored=True)
-        served["litert two frames"] = OneView(served["litert"], mirrored=None)
-        # The mood's moving average (weight alpha on the newest frame) gives the newest side this share.
-        newest = args.mood_alpha / (1 - (1 - args.mood_alpha) ** 2)
-        mood = OneView(served["litert"], mirrored=None, newest=newest)
-        served[f"litert mood ({newest:.2f} newest side)"] = mood
-    weights = json.loads(litert_record_path(args.model).read_text()).get("weights", "float32")
+        served[f"litert {kind} one view"] = OneView(classifier, mirrored=False)
+        served[f"litert {kind} one view, mirrored"] = OneView(classifier, mirrored=True)
+        served[f"litert {kind} two frames"] = OneView(classifier, mirrored=None)
+        mood = OneView(classifier, mirrored=None, newest=newest)
+        served[f"litert {kind} mood ({newest:.2f} newest side)"] = mood
     results: dict = {}
     probabilities = {}
     for backend, classifier in served.items():
@@ -133,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "command": " ".join(["python", "bench/val_accuracy.py", *(argv or sys.argv[1:])]),
         "model": args.model.name,
-        "litert_file": f"{litert_path.name} ({weights} weights)",
+        "litert_files": {
+            name: classifier.served_path.name
+            for name, classifier in served.items()
+            if isinstance(classifier, LiteRTClassifier)
+        },
         "split": f"{args.data.name}/{name}",
         "images": len(split),
         "backends": results,
@@ -157,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{backend:<34}{row['accuracy']:>10.4f}{row['macro_f1']:>10.4f}{row['ece']:>8.4f}"
             f"{row['seconds']:>9.2f}{versus}"
         )
-    print(f"litert: the served file, {report['litert_file']}")
+    for name, file in report["litert_files"].items():
+        print(f"{name}: {file}")
     return 0
 
 

@@ -42,6 +42,12 @@ LITERT = "litert"
 # naming the same class for 99.3 % of val faces, with the same accuracy to 0.1 point.
 LITERT_TOLERANCE = 1e-4
 LITERT_INT8_TOLERANCE = 0.05
+# Which weights a LiteRT classifier serves when its model was compiled with both (emotions.compile):
+# "auto" times the two on this machine when the model loads and serves int8 ones only where they
+# classify a face in at most INT8_MUST_SAVE of float32's time (3.4 times faster on an AMD EPYC with
+# AVX-512 VNNI, no faster on an AVX2-only one); float32 ones answer as Keras does to 1e-5.
+LITERT_WEIGHTS = ("auto", "float32", "int8")
+INT8_MUST_SAVE = 0.9
 
 
 class ModelFileError(Exception):
@@ -194,20 +200,56 @@ def one_view_record_read(litert_path: str | Path, litert_sha256: str) -> tuple[P
     From the record :func:`emotions.compile.compile_model` writes beside the two, and only when
     that record names this very file (``litert_sha256``): (path, sha256), or (None, None) when
     the model has no one-view file (it never looks at a mirror image) or the record does not vouch
-    for one.
+    for one. ``litert_path`` may be the int8 file the record names beside the float32 one (see
+    :func:`int8_record_read`): then its own one-view file.
     """
-    record_path = Path(litert_path).with_suffix(".litert.json")
+    litert_path = Path(litert_path)
+    record = _record_vouching(litert_path, litert_sha256)
+    if record is None:
+        return None, None
+    if record.get("sha256") != litert_sha256:  # the int8 file's entry vouched for it
+        record = record.get("int8")
+    return _recorded_file(litert_path.parent, record.get("one_view") if isinstance(record, dict) else None)
+
+
+def int8_record_read(litert_path: str | Path, litert_sha256: str) -> tuple[Path | None, str | None]:
+    """Return the file with int8 weights compiled beside the float32 LiteRT file at ``litert_path``,
+    and its SHA-256: (None, None) when the record beside them does not name this very file
+    (``litert_sha256``) or names no int8 file (``compile_model --float32``, or one beyond its tolerance).
+    """
+    litert_path = Path(litert_path)
+    record = _record_vouching(litert_path, litert_sha256)
+    if record is None or record.get("sha256") != litert_sha256:
+        return None, None
+    return _recorded_file(litert_path.parent, record.get("int8"))
+
+
+def _record_vouching(litert_path: Path, litert_sha256: str) -> dict | None:
+    """Return the record beside ``litert_path`` (or beside the float32 file whose int8 file it is) when
+    it names the file of ``litert_sha256``; else None."""
+    stem = litert_path.name.removesuffix(".tflite").removesuffix(".int8")
     try:
-        record = json.loads(record_path.read_text())
-        entry = record.get("one_view") if record.get("sha256") == litert_sha256 else None
-        if not entry:
-            return None, None
+        record = json.loads((litert_path.parent / f"{stem}.litert.json").read_text())
+        int8 = record.get("int8")
+        vouched = record.get("sha256") == litert_sha256 or (
+            isinstance(int8, dict) and int8.get("sha256") == litert_sha256
+        )
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    return record if vouched else None
+
+
+def _recorded_file(folder: Path, entry: Any) -> tuple[Path | None, str | None]:
+    """Return the file a record's ``entry`` names in ``folder`` and its SHA-256, or (None, None)."""
+    if not entry:
+        return None, None
+    try:
         name, sha256, max_abs_diff = str(entry["model"]), str(entry["sha256"]), float(entry["max_abs_diff"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, ValueError):
         return None, None
     if Path(name).name != name or not name.endswith(".tflite") or not max_abs_diff <= LITERT_INT8_TOLERANCE:
         return None, None
-    return record_path.parent / name, sha256
+    return folder / name, sha256
 
 
 def check_faces(faces: np.ndarray) -> np.ndarray:
@@ -416,6 +458,13 @@ class LiteRTClassifier(_ServedModel):
     A model that averages each face with its mirror image may come with a one-view file (see
     :mod:`emotions.compile`), loaded beside it when the record next to the two vouches for it:
     :meth:`predict_view` then answers for one side of a face at half the cost of :meth:`predict`.
+
+    A float32 file may come with an int8 one (int8 weights, within
+    :data:`LITERT_INT8_TOLERANCE`), which the record vouches for the same way. ``weights``
+    (:data:`LITERT_WEIGHTS`) says which is served: "auto" times both on a lone face as streams
+    show it (the one-view files where there are some) when the model loads, in turns, and serves
+    the int8 one only where it takes at most :data:`INT8_MUST_SAVE` of the float32 one's time.
+    Which is faster depends on the CPU (int8 dot products: AVX-512 VNNI, AVX-VNNI, Arm's dotprod).
     """
 
     needs_model_file = True
@@ -432,14 +481,22 @@ class LiteRTClassifier(_ServedModel):
         num_threads: int = 1,
         interpreters: int = 1,
         warmup_batch_sizes: Sequence[int] = (1, 8),
+        weights: str = "auto",
     ) -> None:
         if num_threads < 1 or interpreters < 1:
             raise ValueError("num_threads and interpreters must be at least 1")
+        if weights not in LITERT_WEIGHTS:
+            raise ValueError(f"weights must be one of {', '.join(LITERT_WEIGHTS)}, got {weights!r}")
         self.num_threads = num_threads
         self.interpreters = interpreters
         self.warmup_batch_sizes = tuple(warmup_batch_sizes)
+        self.weights = weights
         self.xnnpack_nodes = 0
         self.views = False  # whether a one-view file is served beside the model
+        # The file served (the model's, or the int8 one beside it), and each one's time per lone face
+        # here when both were timed.
+        self.served_path: Path | None = None
+        self.timed_ms_per_face: dict[str, float] = {}
         # The free runners and the label change together, in one assignment.
         self._served: tuple[queue.SimpleQueue | None, str] = (None, NO_VERSION)
         self._load_lock = threading.Lock()
@@ -455,31 +512,55 @@ class LiteRTClassifier(_ServedModel):
         """Load, check and warm up the ``.tflite`` model at ``path``; on any failure keep the current one."""
         path = Path(path)
         with self._load_lock:
-            runners, nodes, views = self._build(path, sha256)
-            self._served, self.xnnpack_nodes, self.views = (runners, version or path.stem), nodes, views
+            served, timed = self._build(path, sha256)
+            runners, views = served.runners, served.runners[0].view is not None
+            nodes = delegated_ops(runners[0].single)
+            free: queue.SimpleQueue = queue.SimpleQueue()
+            for runner in runners:
+                free.put(runner)
+            self._served, self.xnnpack_nodes, self.views = (free, version or path.stem), nodes, views
+            self.served_path, self.timed_ms_per_face = served.path, timed
         delegation = {0: "NOT with XNNPACK", -1: "XNNPACK unknown"}.get(
             nodes, f"XNNPACK runs {nodes} node(s)"
         )
+        timings = ", ".join(f"{weights} {ms:.2f} ms" for weights, ms in timed.items())
         logger.info(
-            "serving expression model %s from %s with LiteRT: %d interpreter(s) × %d thread(s), %s%s",
+            "serving expression model %s from %s with LiteRT: %d interpreter(s) × %d thread(s), %s%s%s",
             self.version,
-            path,
+            served.path,
             self.interpreters,
             self.num_threads,
             delegation,
             ", and its one-view file for streams" if views else "",
+            f" (a lone face here: {timings})" if timed else "",
         )
 
-    def _build(self, path: Path, sha256: str | None) -> tuple[queue.SimpleQueue, int, bool]:
+    def _build(self, path: Path, sha256: str | None) -> tuple[_ServedFile, dict[str, float]]:
+        """Return the runners of the file to serve for the model at ``path``, and the lone-face timings
+        that chose between its float32 and int8 files (empty when there was no choice to make)."""
         content = self._read(path, sha256)
+        served = self._served_file(path, content)
+        if self.weights == "float32":
+            return served, {}
+        int8_path, int8_sha256 = int8_record_read(path, hashlib.sha256(content).hexdigest())
+        if int8_path is None:
+            return served, {}
+        try:
+            int8 = self._served_file(int8_path, self._read(int8_path, int8_sha256))
+        except ModelFileError as exc:  # costs only speed: the float32 file is served
+            logger.warning("serving %s without its int8 file: %s", path.name, exc)
+            return served, {}
+        if self.weights == "int8":
+            return int8, {}
+        timed = _lone_face_ms({"float32": served.runners[0], "int8": int8.runners[0]})
+        return (int8 if timed["int8"] <= INT8_MUST_SAVE * timed["float32"] else served), timed
+
+    def _served_file(self, path: Path, content: bytes) -> _ServedFile:
         runners = self._runners(path, content)
         views = self._one_view_runners(path, hashlib.sha256(content).hexdigest())
         for runner, view in zip(runners, views, strict=True) if views else ():
             runner.view = view
-        free: queue.SimpleQueue = queue.SimpleQueue()
-        for runner in runners:
-            free.put(runner)
-        return free, delegated_ops(runners[0].single), views is not None
+        return _ServedFile(path, runners)
 
     def _one_view_runners(self, path: Path, sha256: str) -> list[_LiteRTRunner] | None:
         """Return runners of the one-view file the record beside ``path`` vouches for, or None.
@@ -563,6 +644,28 @@ class LiteRTClassifier(_ServedModel):
         finally:
             # Back to the queue it came from: after a swap, the old model's runners go with it.
             free.put(runner)
+
+
+@dataclass(frozen=True)
+class _ServedFile:
+    path: Path
+    runners: list[_LiteRTRunner]  # with their one-view runners where the file has one
+
+
+def _lone_face_ms(runners: dict[str, _LiteRTRunner], *, rounds: int = 5, calls: int = 20) -> dict[str, float]:
+    """Return the median milliseconds each runner takes for a lone face as a stream shows it (its
+    one-view file where it has one), timed in turns, so that what else the machine does weighs on each
+    alike: about ``2 × rounds × calls`` calls of a millisecond or less."""
+    face = np.full((1, *INPUT_SHAPE), 0.5, dtype=np.float32)
+    times: dict[str, list[float]] = {key: [] for key in runners}
+    for _ in range(rounds):
+        for key, runner in runners.items():
+            run = (runner.view or runner).run
+            for _ in range(calls):
+                started = time.perf_counter()
+                run(face)
+                times[key].append(time.perf_counter() - started)
+    return {key: round(float(np.median(values)) * 1000, 3) for key, values in times.items()}
 
 
 class HotSwapClassifier:
@@ -723,5 +826,8 @@ class HotSwapClassifier:
                 "threads": self.backend.num_threads,
                 "xnnpack": self.backend.xnnpack,
                 "one_view_file": self.backend.views,
+                "file": self.backend.served_path.name if self.backend.served_path else None,
+                "weights_asked": self.backend.weights,
+                "timed_ms_per_face": self.backend.timed_ms_per_face,
             }
         return status

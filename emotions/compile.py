@@ -9,19 +9,24 @@ imported lazily, inside :func:`compile_model`.
 A compiled file is written beside its model (``X.keras`` → ``X.tflite``) with a
 record, ``X.litert.json``: its SHA-256, the model's, its weights' type, and the
 largest difference between the two models' probabilities on :func:`sample_faces`.
-Weights are stored as int8 (dynamic-range quantization) when that file stays within
-:data:`~emotions.classifier.LITERT_INT8_TOLERANCE` of Keras and serves a face faster
-than float32 weights do on the compiling machine (three times faster on one machine
-measured, no faster or slower on an AVX2-only one), otherwise as float32 within
-:data:`~emotions.classifier.LITERT_TOLERANCE`; a file beyond both is refused.
+Its weights are float32, within :data:`~emotions.classifier.LITERT_TOLERANCE` of
+Keras. Beside it, ``X.int8.tflite`` holds int8 weights (dynamic-range quantization),
+named in the record under ``int8`` when it stays within
+:data:`~emotions.classifier.LITERT_INT8_TOLERANCE`: which of the two serves a face
+faster depends on the CPU (3.4 times faster on an AMD EPYC with AVX-512 VNNI, no
+faster on an AVX2-only one), so the web processes time both where they run
+(:class:`emotions.classifier.LiteRTClassifier`, ``EMOTIONS_LITERT_WEIGHTS``). A model
+whose float32 file is beyond its tolerance and int8 one within is served int8 alone,
+from ``X.tflite``; a file beyond both is refused.
 
 A model that averages each face's answer with its mirror image's (``mirror_average``,
 ``ensemble --mirror``) runs its network twice per face. Its answer on the face alone
-is compiled too, to ``X.view.tflite``, named in the record under ``one_view`` once
-the mean of that file's answers on a face and on its mirror image is checked to be
-the model's answer. A stream then shows the model the face on one frame and its
-mirror image on the next, each at half the cost, and its mood, a moving average,
-averages the two views as the model would (:meth:`emotions.classifier.LiteRTClassifier.predict_view`).
+is compiled too, to ``X.view.tflite`` (and ``X.int8.view.tflite``), named in the record
+under ``one_view`` (and the int8 entry's) once the mean of that file's answers on a face
+and on its mirror image is checked to be the model's answer. A stream then shows the
+model the face on one frame and its mirror image on the next, each at half the cost,
+and its mood, a moving average, averages the two views as the model would
+(:meth:`emotions.classifier.LiteRTClassifier.predict_view`).
 """
 
 from __future__ import annotations
@@ -58,9 +63,6 @@ logger = logging.getLogger(__name__)
 # The vector instructions /proc/cpuinfo may name that LiteRT's kernels use, as a serving cost states them.
 VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_vnni", "VNNI"), ("amx_int8", "AMX"))
 
-# int8 weights are kept only when they serve a face in at most this share of float32's time here.
-INT8_MUST_SAVE = 0.9
-
 # The layer that turns a face into its mirror image inside a model that averages the two
 # (training.trainer.averaged builds it): the answers that do not pass through it are the face's own.
 MIRROR_LAYER = "mirror"
@@ -93,6 +95,9 @@ class CompiledModel:
     # The model's answer on the face alone, for a model that also averages its mirror image: the file,
     # its SHA-256 and how far the mean of its two views is from the Keras model (else None).
     one_view: dict | None = None
+    # Beside float32 weights, the file with int8 ones: its name, SHA-256, difference from Keras, the
+    # tolerance it was held to, and its own one-view file (else None).
+    int8: dict | None = None
 
     def record(self) -> dict:
         """Return the JSON record written beside the model (file names relative to its folder)."""
@@ -109,6 +114,7 @@ class CompiledModel:
             "runtime": self.runtime,
             **({"timed_ms_per_face": self.timed_ms_per_face} if self.timed_ms_per_face else {}),
             **({"one_view": self.one_view} if self.one_view else {}),
+            **({"int8": self.int8} if self.int8 else {}),
         }
 
 
@@ -191,15 +197,16 @@ def compile_model(
     """Compile the ``.keras`` model at ``keras_path`` to ``.tflite`` beside it, verified against Keras.
 
     ``faces``: (n, 48, 48, 1) float32 in [0, 1] to compare the two on (default :func:`sample_faces`),
-    one by one and as one batch, the two ways the server runs them. ``int8``: also try int8 weights,
-    kept when within ``tolerance`` (default ``LITERT_INT8_TOLERANCE``) and faster here than float32
-    ones (see :data:`INT8_MUST_SAVE`); otherwise (or with ``int8=False``) float32 weights, within
-    ``tolerance`` (default ``LITERT_TOLERANCE``).
+    one by one and as one batch, the two ways the server runs them. Float32 weights are held to
+    ``tolerance`` (default ``LITERT_TOLERANCE``); ``int8``: int8 weights too, held to ``tolerance``
+    (default ``LITERT_INT8_TOLERANCE``), written to ``X.int8.tflite`` beside the float32 file (or to
+    ``X.tflite``, where the float32 file is beyond its tolerance).
     Raises :class:`CompileError` when the model cannot be converted or differs by more than
     allowed; then no file is left.
     """
     source = Path(keras_path)
     target = source.with_suffix(".tflite")
+    int8_target = int8_path(source)
     started = time.perf_counter()
     _check_keras_archive(source)
     source_sha256 = file_sha256(source)
@@ -218,6 +225,9 @@ def compile_model(
     if tolerance is not None:
         limits = dict.fromkeys(limits, tolerance)
     passed: dict[str, tuple[Path, float, float]] = {}  # weights: (file, largest difference, allowed)
+    # Files of an earlier compile answer for another model: none is left that the record does not name.
+    for stale in (int8_target, one_view_path(int8_target)):
+        stale.unlink(missing_ok=True)
     try:
         for quantize in (True, False) if int8 else (False,):
             content = _convert(tf, model, source, int8=quantize)
@@ -244,21 +254,30 @@ def compile_model(
                 f"{target.name} differs from {source.name} by {max_abs_diff:.3g} on the sample faces "
                 f"(more than {allowed:g}), so it is not served"
             )
-        timed = {}
+        timed, int8_entry = {}, None
+        weights = "float32" if "float32" in passed else "int8"
         if len(passed) == 2:
-            # Which is faster depends on the CPU: int8 weights run in LiteRT's own kernels, float32 ones
-            # all in XNNPACK (int8 three times faster on one machine measured; on an AVX2-only one, not).
+            # Which is faster depends on the CPU (int8 3.4 times faster on one machine measured, on an
+            # AVX2-only one no faster): the record states it for this one, the web processes time their own.
             timed = _ms_per_face({weights: path for weights, (path, _, _) in passed.items()})
-            weights = "int8" if timed["int8"] <= INT8_MUST_SAVE * timed["float32"] else "float32"
             logger.info(
-                "%s per face here: int8 weights %.2f ms, float32 %.2f ms: keeping %s",
+                "%s per face here: int8 weights %.2f ms, float32 %.2f ms",
                 source.name,
                 timed["int8"],
                 timed["float32"],
-                weights,
             )
-        else:
-            (weights,) = passed
+            int8_partial, int8_diff, int8_allowed = passed["int8"]
+            int8_view = _compile_one_view(
+                tf, model, source, faces, expected, int8=True, allowed=int8_allowed, target=int8_target
+            )
+            os.replace(int8_partial, int8_target)
+            int8_entry = {
+                "model": int8_target.name,
+                "sha256": file_sha256(int8_target),
+                "max_abs_diff": int8_diff,
+                "tolerance": int8_allowed,
+                **({"one_view": int8_view} if int8_view else {}),
+            }
         partial, max_abs_diff, allowed = passed[weights]
         one_view = _compile_one_view(
             tf, model, source, faces, expected, int8=weights == "int8", allowed=allowed
@@ -284,6 +303,7 @@ def compile_model(
         runtime=f"ai-edge-litert {_package_version('ai-edge-litert')}",
         timed_ms_per_face=timed,
         one_view=one_view,
+        int8=int8_entry,
     )
     if write_record:
         litert_record_path(source).write_text(json.dumps(compiled.record(), indent=2) + "\n")
@@ -343,16 +363,32 @@ def _averaged_part(model, *, mirror: bool, shifts: bool, suffix: str):
 
 
 def one_view_path(keras_path: str | Path) -> Path:
-    """Return where the one-view LiteRT file of the model at ``keras_path`` goes: ``<stem>.view.tflite``."""
+    """Return where the one-view LiteRT file of the model at ``keras_path`` goes: ``<stem>.view.tflite``
+    (``<stem>.int8.view.tflite`` for its int8 file's, ``keras_path`` being that file)."""
     return Path(keras_path).with_suffix(".view.tflite")
 
 
+def int8_path(keras_path: str | Path) -> Path:
+    """Return where the LiteRT file with int8 weights of the model at ``keras_path`` goes (beside a
+    float32 one): ``<stem>.int8.tflite``."""
+    return Path(keras_path).with_suffix(".int8.tflite")
+
+
 def _compile_one_view(
-    tf, model, source: Path, faces: np.ndarray, expected: np.ndarray, *, int8: bool, allowed: float
+    tf,
+    model,
+    source: Path,
+    faces: np.ndarray,
+    expected: np.ndarray,
+    *,
+    int8: bool,
+    allowed: float,
+    target: Path | None = None,
 ) -> dict | None:
-    """Write ``model``'s one-view LiteRT file beside ``source`` and return its record entry, or None
-    (and no file) when the model has no mirror view or the mean of the file's two views is off."""
-    target = one_view_path(source)
+    """Write ``model``'s one-view LiteRT file beside ``source`` (the one of ``target``'s file, default
+    ``source``'s) and return its record entry, or None (and no file) when the model has no mirror view or
+    the mean of the file's two views is off."""
+    target = one_view_path(target or source)
     target.unlink(missing_ok=True)  # a file from an earlier compile answers for another model
     try:
         one_view = one_view_model(model)
@@ -404,19 +440,28 @@ def serving_cost(path: str | Path, *, seconds: float = 1.0) -> dict:
 
     One interpreter on one thread with XNNPACK: the median milliseconds per face at batch 1 (a lone
     image) and at batch 32, each timed for about ``seconds``, of its one-view file at batch 1 (a
-    stream's frame) where it has one, and this machine's description.
+    stream's frame) where it has one, and this machine's description; under ``int8`` the same of the
+    file with int8 weights beside it, where the record names one.
     """
     import platform
 
-    served = LiteRTClassifier(path, version="cost", num_threads=1, interpreters=1, warmup_batch_sizes=(1, 32))
+    options = {"version": "cost", "num_threads": 1, "interpreters": 1, "warmup_batch_sizes": (1, 32)}
+    cost: dict = {"threads": 1, **_file_cost(LiteRTClassifier(path, weights="float32", **options), seconds)}
+    int8 = LiteRTClassifier(path, weights="int8", **options)
+    if int8.served_path != Path(path):
+        cost["int8"] = _file_cost(int8, seconds)
+    cost["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})"
+    return cost
+
+
+def _file_cost(served: LiteRTClassifier, seconds: float) -> dict:
     faces = sample_faces(32)
-    cost = {"threads": 1, "xnnpack": bool(served.xnnpack)}
+    cost = {"xnnpack": bool(served.xnnpack)}
     for size in (1, 32):
         cost[f"batch_{size}_ms_per_face"] = round(_median_ms(served.predict, faces[:size], seconds) / size, 3)
     if served.views:
         one_view = functools.partial(served.predict_view, mirrored=False)
         cost["one_view_ms_per_face"] = round(_median_ms(one_view, faces[:1], seconds), 3)
-    cost["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_name()})"
     return cost
 
 

@@ -140,7 +140,9 @@ def _emotion_backend_create() -> Any:
     if getattr(backend_class, "model_format", None) == LITERT:
         # One interpreter per batch worker thread: a worker never waits for another's.
         return backend_class(
-            num_threads=settings.EMOTIONS_LITERT_THREADS, interpreters=settings.EMOTIONS_BATCH_WORKERS
+            num_threads=settings.EMOTIONS_LITERT_THREADS,
+            interpreters=settings.EMOTIONS_BATCH_WORKERS,
+            weights=settings.EMOTIONS_LITERT_WEIGHTS,
         )
     return backend_class()
 

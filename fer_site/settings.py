@@ -334,6 +334,9 @@ EMOTIONS_BATCH_QUEUE_SIZE = env_int("EMOTIONS_BATCH_QUEUE_SIZE", 256, min_value=
 # Threads of each LiteRT interpreter. Two classify a lone face in half the time on an idle machine, but
 # gain nothing on a busy one, whose other cores are taken: one thread per interpreter, one per core.
 EMOTIONS_LITERT_THREADS = env_int("EMOTIONS_LITERT_THREADS", 1, min_value=1, max_value=64)
+# Which of a model's LiteRT files to serve where it has float32 and int8 ones: auto times both here
+# when the model loads and serves int8 only where it is clearly faster (emotions.classifier).
+EMOTIONS_LITERT_WEIGHTS = env_choice("EMOTIONS_LITERT_WEIGHTS", "auto", ("auto", "float32", "int8"))
 # Threads running batches side by side (with LiteRT, each with its own interpreter): enough to keep
 # every core busy, i.e. cores / EMOTIONS_LITERT_THREADS with LiteRT, one per core with Keras.
 # Threads that decode frames, find faces and cut them out for the live page (each holds its own face

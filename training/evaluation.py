@@ -309,6 +309,16 @@ def serving_section(cost: dict, weights: str) -> str:
         if "one_view_ms_per_face" in cost
         else ""
     )
+    int8 = cost.get("int8")
+    int8_line = (
+        f"Its file with int8 weights: **{int8['batch_1_ms_per_face']:.2f} ms per face** alone, "
+        f"{int8['batch_32_ms_per_face']:.2f} in a batch of 32"
+        + (f", {int8['one_view_ms_per_face']:.2f} per stream frame" if "one_view_ms_per_face" in int8 else "")
+        + "; each web process times both when the model loads and serves int8 only where it takes at most\n"
+        "0.9 of float32's time (`EMOTIONS_LITERT_WEIGHTS`).\n"
+        if int8
+        else ""
+    )
     return f"""
 ## Serving cost
 
@@ -316,7 +326,7 @@ Served by the web processes as a LiteRT file ({weights} weights) with XNNPACK, o
 {cost["threads"]} thread: **{cost["batch_1_ms_per_face"]:.2f} ms per face** alone (a lone image),
 {cost["batch_32_ms_per_face"]:.2f} ms per face in a batch of 32, measured when it was compiled on
 {cost["machine"]} (a shared machine: expect ±30 %).
-{one_view}`bench/emotion_engine.py --model FILE` times it in the whole pipeline, beside the Keras
+{one_view}{int8_line}`bench/emotion_engine.py --model FILE` times it in the whole pipeline, beside the Keras
 backend and `fer`.
 """
 

@@ -122,16 +122,22 @@ def test_the_shipped_litert_file_answers_as_the_keras_model_on_real_faces(astron
         faces.append(to_model_input(np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in val])))
     faces = np.concatenate(faces)
     model = keras.saving.load_model(DEFAULT_KERAS, compile=False, safe_mode=True)
-    served = LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), num_threads=2)
+    served = {
+        weights: LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), weights=weights)
+        for weights in ("float32", "int8")
+    }
 
     expected = np.asarray(model(faces, training=False))
-    probabilities = served.predict(faces)
+    probabilities = {weights: classifier.predict(faces) for weights, classifier in served.items()}
 
     assert len(faces) > 1
     record = json.loads(DEFAULT_KERAS.with_suffix(".litert.json").read_text())
-    assert np.abs(probabilities - expected).max() <= record["tolerance"]
+    assert served["int8"].served_path.name == record["int8"]["model"] == "attune_default.int8.tflite"
+    assert np.abs(probabilities["float32"] - expected).max() <= record["tolerance"] == LITERT_TOLERANCE
+    np.testing.assert_array_equal(probabilities["float32"].argmax(axis=1), expected.argmax(axis=1))
+    assert np.abs(probabilities["int8"] - expected).max() <= record["int8"]["tolerance"]
     # int8 weights move a face whose two best classes are nearly tied now and then (0.7 % of val faces).
-    assert (probabilities.argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.95
+    assert (probabilities["int8"].argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.95
 
 
 # --- The backend's own checks -------------------------------------------------------------------
@@ -210,19 +216,24 @@ def test_hot_swap_refuses_a_model_without_a_litert_file_with_the_reason():
 # --- A stream's faces, one side per frame -------------------------------------------------------
 
 
-def test_the_shipped_model_comes_with_a_one_view_file_whose_two_views_average_to_the_model():
-    served = LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), version="default")
+@pytest.mark.parametrize(
+    ("weights", "tolerance"), [("float32", LITERT_TOLERANCE), ("int8", LITERT_INT8_TOLERANCE)]
+)
+def test_the_shipped_model_comes_with_one_view_files_whose_two_views_average_to_the_model(weights, tolerance):
+    served = LiteRTClassifier(DEFAULT_TFLITE, sha256=file_sha256(DEFAULT_TFLITE), weights=weights)
 
     face = served.predict_view(FACES, mirrored=False)
     mirrored = served.predict_view(FACES, mirrored=True)
 
     assert served.views
-    np.testing.assert_allclose((face + mirrored) / 2, served.predict(FACES), atol=LITERT_TOLERANCE)
+    np.testing.assert_allclose((face + mirrored) / 2, served.predict(FACES), atol=tolerance)
     np.testing.assert_allclose(mirrored, served.predict_view(FACES[:, :, ::-1, :], mirrored=False), atol=1e-6)
     assert np.abs(face - mirrored).max() > 0.01  # two views that differ, not one answer twice
     record = json.loads(DEFAULT_KERAS.with_suffix(".litert.json").read_text())
-    assert record["one_view"]["model"] == "attune_default.view.tflite"
-    assert record["one_view"]["sha256"] == file_sha256(DEFAULT_KERAS.with_suffix(".view.tflite"))
+    entry = record["one_view"] if weights == "float32" else record["int8"]["one_view"]
+    view_file = "attune_default.view.tflite" if weights == "float32" else "attune_default.int8.view.tflite"
+    assert entry["model"] == view_file
+    assert entry["sha256"] == file_sha256(DEFAULT_KERAS.with_name(view_file))
 
 
 @pytest.fixture
@@ -233,6 +244,7 @@ def shipped_copy(tmp_path) -> Path:
     record_path = tmp_path / "m.litert.json"
     record = json.loads(record_path.read_text())
     record["model"], record["one_view"]["model"] = "m.tflite", "m.view.tflite"
+    record.pop("int8", None)  # the float32 files alone
     record_path.write_text(json.dumps(record))
     return tmp_path / "m.tflite"
 
@@ -313,11 +325,19 @@ def test_the_engine_serves_the_shipped_litert_file_while_the_registry_is_empty(s
         "attune_default.tflite",
         True,
     )
-    assert status["engine"]["litert"] == {
+    litert = status["engine"]["litert"]
+    timed = litert.pop("timed_ms_per_face")
+    # Which file serves depends on this machine's CPU: its int8 one where that is clearly faster here.
+    faster = (
+        "attune_default.int8.tflite" if timed["int8"] <= 0.9 * timed["float32"] else "attune_default.tflite"
+    )
+    assert litert == {
         "interpreters": 2,
         "threads": 1,
         "xnnpack": True,
         "one_view_file": True,
+        "file": faster,
+        "weights_asked": "auto",
     }
 
 
@@ -554,46 +574,115 @@ def test_compiling_refuses_a_file_that_differs_more_than_allowed_and_leaves_noth
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.keras"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("int8_ms", "kept"), [(1.0, "int8"), (2.9, "float32")])
-def test_compiling_keeps_int8_weights_within_their_tolerance_when_they_are_faster_here(
-    tmp_path, monkeypatch, int8_ms, kept
-):
+def quantizable_model(seed: int = 3):
+    """A small mirror-averaged model with weights enough to be quantized (the converter leaves tensors
+    under 1,024 values float32)."""
     import keras
     from keras import layers
 
-    from emotions import compile as compiling
+    from training.trainer import mirror_averaged
 
-    # What each file costs depends on the CPU (int8 three times faster on one, no faster on AVX2 only).
-    def ms_per_face(paths):
-        assert all(path.name.endswith(".partial.tflite") for path in paths.values())
-        assert compiling._has_int8_weights(paths["int8"])
-        assert not compiling._has_int8_weights(paths["float32"])
-        return {"int8": int8_ms, "float32": 3.0}
-
-    monkeypatch.setattr(compiling, "_ms_per_face", ms_per_face)
-
-    keras.utils.set_random_seed(3)
+    keras.utils.set_random_seed(seed)
     inputs = keras.Input((48, 48, 1))
     x = layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
-    x = layers.Conv2D(16, 3, strides=2, activation="relu")(x)  # 1,152 weights: enough to be quantized
+    x = layers.Conv2D(16, 3, strides=2, activation="relu")(x)  # 1,152 weights
     outputs = layers.Dense(7, activation="softmax")(layers.Flatten()(x))
-    model = keras.Model(inputs, outputs)
-    model.save(tmp_path / "q.keras")
+    return mirror_averaged(keras.Model(inputs, outputs))
 
-    compiled = compiling.compile_model(tmp_path / "q.keras")
-    served = LiteRTClassifier(compiled.path, sha256=compiled.sha256)
-    record = json.loads((tmp_path / "q.litert.json").read_text())
 
-    assert compiled.weights == record["weights"] == kept
-    assert record["timed_ms_per_face"] == {"int8": int8_ms, "float32": 3.0}
-    if kept == "int8":
-        assert LITERT_TOLERANCE < compiled.max_abs_diff <= LITERT_INT8_TOLERANCE == record["tolerance"]
-    else:
-        assert compiled.max_abs_diff <= LITERT_TOLERANCE == record["tolerance"]
-        assert not compiling._has_int8_weights(compiled.path)
-    np.testing.assert_allclose(served.predict(FACES), np.asarray(model(FACES, training=False)), atol=0.05)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.keras", "q.litert.json", "q.tflite"]
+@pytest.fixture(scope="module")
+def both_weights(tmp_path_factory):
+    """A model compiled with float32 and int8 weights, each with its one-view file."""
+    from emotions.compile import compile_model
+
+    folder = tmp_path_factory.mktemp("both")
+    model = quantizable_model()
+    model.save(folder / "q.keras")
+    compiled = compile_model(folder / "q.keras")
+    return folder, compiled, np.asarray(model(FACES, training=False))
+
+
+@pytest.mark.slow
+def test_compiling_writes_float32_weights_and_beside_them_int8_ones_each_with_its_one_view_file(both_weights):
+    from emotions import compile as compiling
+
+    folder, compiled, expected = both_weights
+    record = json.loads((folder / "q.litert.json").read_text())
+
+    assert compiled.weights == record["weights"] == "float32" and compiled.path.name == "q.tflite"
+    assert not compiling._has_int8_weights(compiled.path)
+    assert compiled.max_abs_diff <= LITERT_TOLERANCE == record["tolerance"]
+    int8 = record["int8"]
+    assert int8["model"] == "q.int8.tflite" and int8["sha256"] == file_sha256(folder / "q.int8.tflite")
+    assert compiling._has_int8_weights(folder / "q.int8.tflite")
+    assert LITERT_TOLERANCE < int8["max_abs_diff"] <= int8["tolerance"] == LITERT_INT8_TOLERANCE
+    assert int8["one_view"]["model"] == "q.int8.view.tflite"
+    assert int8["one_view"]["sha256"] == file_sha256(folder / "q.int8.view.tflite")
+    assert set(record["timed_ms_per_face"]) == {"int8", "float32"}  # on the machine that compiled it
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "q.int8.tflite",
+        "q.int8.view.tflite",
+        "q.keras",
+        "q.litert.json",
+        "q.tflite",
+        "q.view.tflite",
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("weights", "timed", "served_file"),
+    [
+        ("float32", None, "q.tflite"),
+        ("int8", None, "q.int8.tflite"),
+        ("auto", {"float32": 0.6, "int8": 0.2}, "q.int8.tflite"),  # int8 dot products (AVX-512 VNNI)
+        ("auto", {"float32": 0.6, "int8": 0.58}, "q.tflite"),  # AVX2 alone: no faster
+    ],
+)
+def test_a_process_serves_the_weights_asked_for_or_the_faster_here(
+    both_weights, monkeypatch, weights, timed, served_file
+):
+    from emotions import classifier as classifying
+
+    folder, compiled, expected = both_weights
+    asked = []
+
+    def lone_face_ms(runners):
+        asked.append(sorted(runners))
+        return timed
+
+    monkeypatch.setattr(classifying, "_lone_face_ms", lone_face_ms)
+
+    served = LiteRTClassifier(compiled.path, sha256=compiled.sha256, weights=weights)
+    probabilities = served.predict(FACES)
+    face, mirrored = served.predict_view(FACES, mirrored=False), served.predict_view(FACES, mirrored=True)
+
+    assert served.served_path == folder / served_file and served.views
+    assert asked == ([["float32", "int8"]] if weights == "auto" else [])
+    assert served.timed_ms_per_face == (timed or {})
+    allowed = LITERT_TOLERANCE if served_file == "q.tflite" else LITERT_INT8_TOLERANCE
+    np.testing.assert_allclose(probabilities, expected, atol=allowed)
+    np.testing.assert_allclose((face + mirrored) / 2, expected, atol=allowed)
+    if served_file == "q.int8.tflite":
+        assert np.abs(probabilities - expected).max() > LITERT_TOLERANCE  # int8 weights indeed
+
+
+@pytest.mark.slow
+def test_an_int8_file_that_is_not_the_one_compiled_is_not_served(both_weights, tmp_path, caplog):
+    folder, compiled, expected = both_weights
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    (copy / "q.int8.tflite").write_bytes((copy / "q.int8.view.tflite").read_bytes())  # another model
+
+    served = LiteRTClassifier(copy / "q.tflite", sha256=compiled.sha256, weights="int8")
+
+    assert served.served_path == copy / "q.tflite"
+    np.testing.assert_allclose(served.predict(FACES), expected, atol=LITERT_TOLERANCE)
+    assert "without its int8 file" in caplog.text and "SHA-256" in caplog.text
+
+
+def test_weights_other_than_auto_float32_or_int8_are_refused():
+    with pytest.raises(ValueError, match="weights must be one of auto, float32, int8"):
+        LiteRTClassifier(weights="int4")
 
 
 @pytest.mark.slow
@@ -608,6 +697,8 @@ def test_compiling_falls_back_to_float32_weights_when_int8_ones_differ_too_much(
     compiled = compiling.compile_model(path)
 
     assert compiled.weights == "float32" and compiled.max_abs_diff <= LITERT_TOLERANCE == compiled.tolerance
+    assert compiled.int8 is None and not (tmp_path / "a.int8.tflite").exists()
+    assert "int8" not in json.loads((tmp_path / "a.litert.json").read_text())
 
 
 @pytest.mark.slow

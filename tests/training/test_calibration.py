@@ -284,6 +284,11 @@ def test_the_ensemble_command_serves_one_model_with_a_test_time_zoom(tiny_datase
     assert record["one_view"]["model"] == "a_zoomed.view.tflite"
     assert target.with_suffix(".view.tflite").is_file()
     assert "through its one-view file" in card.split("## Serving cost")[1]
+    # Beside it, the file with int8 weights (and its own one-view file), costed too: which one a web
+    # process serves depends on its CPU.
+    assert record["int8"]["model"] == "a_zoomed.int8.tflite"
+    assert record["int8"]["one_view"]["model"] == "a_zoomed.int8.view.tflite"
+    assert "Its file with int8 weights" in card.split("## Serving cost")[1]
 
 
 @pytest.mark.slow
