@@ -11,6 +11,7 @@ the ``.keras`` file and imports TensorFlow lazily, on the first load.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -652,18 +653,26 @@ class _ServedFile:
     runners: list[_LiteRTRunner]  # with their one-view runners where the file has one
 
 
-def _lone_face_ms(runners: dict[str, _LiteRTRunner], *, rounds: int = 5, calls: int = 20) -> dict[str, float]:
+def _lone_face_ms(runners: dict[str, _LiteRTRunner]) -> dict[str, float]:
     """Return the median milliseconds each runner takes for a lone face as a stream shows it (its
-    one-view file where it has one), timed in turns, so that what else the machine does weighs on each
-    alike: about ``2 × rounds × calls`` calls of a millisecond or less."""
+    one-view file where it has one), timed in turns (:func:`timed_in_turns`)."""
     face = np.full((1, *INPUT_SHAPE), 0.5, dtype=np.float32)
-    times: dict[str, list[float]] = {key: [] for key in runners}
+    return timed_in_turns(
+        {key: functools.partial((runner.view or runner).run, face) for key, runner in runners.items()}
+    )
+
+
+def timed_in_turns(
+    work: dict[str, Callable[[], object]], *, rounds: int = 5, calls: int = 20
+) -> dict[str, float]:
+    """Return the median milliseconds of each call in ``work``, timed in turns (``calls`` of one, then
+    of the next, ``rounds`` times), so that what else the machine does weighs on each alike."""
+    times: dict[str, list[float]] = {key: [] for key in work}
     for _ in range(rounds):
-        for key, runner in runners.items():
-            run = (runner.view or runner).run
+        for key, call in work.items():
             for _ in range(calls):
                 started = time.perf_counter()
-                run(face)
+                call()
                 times[key].append(time.perf_counter() - started)
     return {key: round(float(np.median(values)) * 1000, 3) for key, values in times.items()}
 

@@ -55,6 +55,7 @@ from emotions.classifier import (
     file_sha256,
     keras_file_problem,
     litert_record_path,
+    timed_in_turns,
 )
 from emotions.preprocessing import FACE_SIZE, INPUT_SHAPE
 
@@ -476,22 +477,17 @@ def _median_ms(predict, faces: np.ndarray, seconds: float) -> float:
     return float(np.median(calls)) * 1000
 
 
-def _ms_per_face(paths: dict[str, Path], *, rounds: int = 6, calls: int = 25) -> dict[str, float]:
-    """Return the median milliseconds per lone face each LiteRT file in ``paths`` takes here, as served;
-    timed in turns, so that what else the machine does weighs on each alike."""
+def _ms_per_face(paths: dict[str, Path]) -> dict[str, float]:
+    """Return the median milliseconds per lone face each LiteRT file in ``paths`` takes here, as served,
+    timed in turns."""
+    face = sample_faces(1)
     served = {
         key: LiteRTClassifier(path, version="timing", num_threads=1, interpreters=1, warmup_batch_sizes=(1,))
         for key, path in paths.items()
     }
-    face = sample_faces(1)
-    times: dict[str, list[float]] = {key: [] for key in paths}
-    for _ in range(rounds):
-        for key, classifier in served.items():
-            for _ in range(calls):
-                started = time.perf_counter()
-                classifier.predict(face)
-                times[key].append(time.perf_counter() - started)
-    return {key: round(float(np.median(values)) * 1000, 3) for key, values in times.items()}
+    return timed_in_turns(
+        {key: functools.partial(classifier.predict, face) for key, classifier in served.items()}
+    )
 
 
 def _cpu_name() -> str:
