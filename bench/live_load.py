@@ -29,6 +29,9 @@ one fresh server per emotion backend, one after the other, and compares them:
 p95 at ``--clients``, the largest N (with ``--find-max``) and the server's
 memory, the peak RSS sampled during the runs. ``--server-env KEY=VALUE`` sets
 more of the served process's environment (e.g. ``EMOTIONS_LITERT_THREADS=1``).
+``fake-inline`` among the backends serves a stand-in classifier that costs next to
+nothing, as LiteRT is served (``emotions.fake.InlineFakeClassifier``): what a
+process would hold with any model, however fast, given what the rest of a frame costs.
 
 ``--server-cpus 0`` (with ``--serve``) pins the served process to those cores and
 this load generator to the others, so that neither takes the other's CPU: what a
@@ -68,6 +71,8 @@ BACKENDS = {
     "keras": "emotions.classifier.KerasClassifier",
     "litert": "emotions.classifier.LiteRTClassifier",
     "fake": "emotions.fake.FakeClassifier",
+    # Served inline as LiteRT is, at next to no cost: what a frame costs besides the classifier.
+    "fake-inline": "emotions.fake.InlineFakeClassifier",
 }
 WINDOW_S = 10.0
 FRAME_SIZE = (320, 240)

@@ -53,3 +53,14 @@ class FakeClassifier:
         logits = np.stack([band.mean(axis=(1, 2)) for band in bands], axis=1) * 8.0
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+class InlineFakeClassifier(FakeClassifier):
+    """The fake classifier served as LiteRT is: in the caller's thread, with no batch worker.
+
+    Nearly free (a few numpy sums per face), it shows what a stream frame costs besides a real
+    classifier: ``bench/live_load.py --backends fake-inline`` measures how many visitors a process
+    could hold with a model that cost nothing (README, "Performance and reliability").
+    """
+
+    gains_from_batching = False

@@ -414,3 +414,31 @@ def test_a_classifier_without_a_one_view_answer_classifies_every_frame_whole(det
     face = faces_to_model_input(gray, [result.faces[0].box])
     answer = [result.faces[0].probabilities[label] for label in EMOTIONS]
     np.testing.assert_allclose(answer, FakeClassifier().predict(face)[0], rtol=1e-5)
+
+
+def test_the_inline_fake_backend_is_classified_in_the_callers_thread_as_litert_is(settings, monkeypatch):
+    """The live bench's ``fake-inline`` backend: a frame's cost with a classifier that costs nothing."""
+    import threading
+
+    from emotions.fake import InlineFakeClassifier
+    from emotions.services import emotion_engine
+
+    settings.EMOTIONS_BACKEND = "emotions.fake.InlineFakeClassifier"
+    engine = emotion_engine()
+    backend = engine.classifier.backend
+    classified_in: list[str] = []
+    predict = backend.predict
+
+    def recording(faces):
+        classified_in.append(threading.current_thread().name)
+        return predict(faces)
+
+    monkeypatch.setattr(backend, "predict", recording)
+    faces = np.zeros((2, 48, 48, 1), dtype=np.float32)
+    faces[0, 14:20] = 1.0  # bright in the third band of rows of seven: EMOTIONS[2]
+
+    probabilities = engine.batcher.classify_sync(faces, timeout=30)
+
+    assert isinstance(backend, InlineFakeClassifier) and engine.batcher.inline
+    assert EMOTIONS[int(np.argmax(probabilities[0]))] == EMOTIONS[2]
+    assert classified_in == [threading.current_thread().name]
