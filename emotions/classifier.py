@@ -543,7 +543,7 @@ class LiteRTClassifier(_ServedModel):
         served = self._served_file(path, content)
         if self.weights == "float32":
             return served, {}
-        int8_path, int8_sha256 = int8_record_read(path, hashlib.sha256(content).hexdigest())
+        int8_path, int8_sha256 = int8_record_read(path, served.sha256)
         if int8_path is None:
             return served, {}
         try:
@@ -558,10 +558,11 @@ class LiteRTClassifier(_ServedModel):
 
     def _served_file(self, path: Path, content: bytes) -> _ServedFile:
         runners = self._runners(path, content)
-        views = self._one_view_runners(path, hashlib.sha256(content).hexdigest())
+        sha256 = hashlib.sha256(content).hexdigest()
+        views = self._one_view_runners(path, sha256)
         for runner, view in zip(runners, views, strict=True) if views else ():
             runner.view = view
-        return _ServedFile(path, runners)
+        return _ServedFile(path, sha256, runners)
 
     def _one_view_runners(self, path: Path, sha256: str) -> list[_LiteRTRunner] | None:
         """Return runners of the one-view file the record beside ``path`` vouches for, or None.
@@ -650,6 +651,7 @@ class LiteRTClassifier(_ServedModel):
 @dataclass(frozen=True)
 class _ServedFile:
     path: Path
+    sha256: str
     runners: list[_LiteRTRunner]  # with their one-view runners where the file has one
 
 

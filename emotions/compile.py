@@ -100,6 +100,15 @@ class CompiledModel:
     # tolerance it was held to, and its own one-view file (else None).
     int8: dict | None = None
 
+    def summary(self) -> str:
+        """Return what the commands that compile a model say of it: the files written, how far from Keras."""
+        int8 = self.int8
+        return (
+            f"wrote {self.path} ({self.weights} weights, SHA-256 {self.sha256}): largest difference from "
+            f"Keras {self.max_abs_diff:.2g} on {self.sample_faces} sample faces"
+            + (f"; and {int8['model']} (int8 weights, within {int8['max_abs_diff']:.2g})" if int8 else "")
+        )
+
     def record(self) -> dict:
         """Return the JSON record written beside the model (file names relative to its folder)."""
         return {

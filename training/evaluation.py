@@ -9,6 +9,7 @@ import numpy as np
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, precision_recall_fscore_support
 
+from emotions.classifier import INT8_MUST_SAVE
 from emotions.labels import EMOTIONS
 from emotions.preprocessing import to_model_input
 from training.datasets import Split
@@ -315,7 +316,7 @@ def serving_section(cost: dict, weights: str) -> str:
         f"{int8['batch_32_ms_per_face']:.2f} in a batch of 32"
         + (f", {int8['one_view_ms_per_face']:.2f} per stream frame" if "one_view_ms_per_face" in int8 else "")
         + "; each web process times both when the model loads and serves int8 only where it takes at most\n"
-        "0.9 of float32's time (`EMOTIONS_LITERT_WEIGHTS`).\n"
+        f"{INT8_MUST_SAVE:g} of float32's time (`EMOTIONS_LITERT_WEIGHTS`).\n"
         if int8
         else ""
     )

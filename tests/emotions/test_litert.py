@@ -619,6 +619,8 @@ def test_compiling_writes_float32_weights_and_beside_them_int8_ones_each_with_it
     assert int8["one_view"]["model"] == "q.int8.view.tflite"
     assert int8["one_view"]["sha256"] == file_sha256(folder / "q.int8.view.tflite")
     assert set(record["timed_ms_per_face"]) == {"int8", "float32"}  # on the machine that compiled it
+    said = compiled.summary()  # what compile_model and the training commands print
+    assert said.endswith(f"; and q.int8.tflite (int8 weights, within {int8['max_abs_diff']:.2g})")
     assert sorted(p.name for p in folder.iterdir()) == [
         "q.int8.tflite",
         "q.int8.view.tflite",
@@ -711,4 +713,7 @@ def test_the_compile_command_writes_the_litert_file_and_its_record(tmp_path, tin
     assert record["sha256"] == file_sha256(tmp_path / "b.tflite")
     assert record["source_sha256"] == file_sha256(path)
     assert record["max_abs_diff"] <= LITERT_TOLERANCE
-    assert "wrote" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'b.tflite'} (float32 weights" in said
+    # The file with int8 weights beside it is named where it passed its tolerance (tiny models may fail it).
+    assert ("; and b.int8.tflite (int8 weights, within" in said) == ("int8" in record)

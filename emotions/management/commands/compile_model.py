@@ -59,14 +59,7 @@ class Command(BaseCommand):
                 self.stderr.write(self.style.ERROR(f"{path}: {exc}"))
                 failed += 1
                 continue
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f"wrote {compiled.path} ({compiled.weights} weights, SHA-256 {compiled.sha256}): "
-                    "largest difference from Keras "
-                    f"{compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
-                    + _int8_beside(compiled)
-                )
-            )
+            self.stdout.write(self.style.SUCCESS(compiled.summary()))
         for version in versions:
             version = model_version_compile(version=version, int8=not float32)
             if problem := version.litert_problem():
@@ -81,10 +74,3 @@ class Command(BaseCommand):
             )
         if failed:
             raise CommandError(f"{failed} model(s) could not be compiled to LiteRT")
-
-
-def _int8_beside(compiled) -> str:
-    """Say where the file with int8 weights compiled beside the float32 one is, if there is one."""
-    if not compiled.int8:
-        return ""
-    return f"; and {compiled.int8['model']} (int8 weights, within {compiled.int8['max_abs_diff']:.2g})"

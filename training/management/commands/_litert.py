@@ -17,13 +17,7 @@ def compile_beside(command: BaseCommand, model_path: str | Path) -> None:
     except CompileError as exc:
         command.stderr.write(command.style.WARNING(f"not compiled to LiteRT: {exc}"))
         return
-    command.stdout.write(
-        command.style.SUCCESS(
-            f"wrote {compiled.path} ({compiled.weights} weights, SHA-256 {compiled.sha256}): largest "
-            f"difference from Keras {compiled.max_abs_diff:.2g} on {compiled.sample_faces} sample faces"
-            + (f"; and {compiled.int8['model']} (int8 weights)" if compiled.int8 else "")
-        )
-    )
+    command.stdout.write(command.style.SUCCESS(compiled.summary()))
     from training.services import model_card_serving_cost
 
     cost = model_card_serving_cost(compiled=compiled)
